@@ -1,0 +1,1 @@
+//! cri-server: the CRI v1 gRPC server.

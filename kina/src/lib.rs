@@ -1,0 +1,1 @@
+//! kina: a kind-compatible local Kubernetes cluster tool.

@@ -1,0 +1,1 @@
+//! kina-runtime: a native OCI runtime library with a runc-compatible CLI.
