@@ -1,1 +1,7 @@
-//! cri-server: the CRI v1 gRPC server.
+//! cri-server: the CRI v1 gRPC server that kubelet and crictl talk to.
+
+pub mod config;
+pub mod grpc;
+pub mod image;
+pub mod network;
+pub mod server;

@@ -1,0 +1,1 @@
+//! Images: content store, snapshots, pull, import/export.

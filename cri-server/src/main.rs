@@ -1,0 +1,2 @@
+//! cri-server binary.
+fn main() {}

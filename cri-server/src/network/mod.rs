@@ -1,0 +1,1 @@
+//! Pod networking: CNI (libcni behaviour) and network namespaces.

@@ -1,0 +1,1 @@
+//! The server: unix socket listener, service wiring, graceful shutdown.

@@ -1,0 +1,1 @@
+//! The kina command line: one file per command.

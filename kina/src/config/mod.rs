@@ -1,0 +1,1 @@
+//! kind v1alpha4 cluster configuration: types, defaults, validation.

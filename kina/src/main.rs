@@ -1,0 +1,2 @@
+//! kina binary.
+fn main() {}

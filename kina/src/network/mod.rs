@@ -1,0 +1,1 @@
+//! Cluster networking on the host: bridge, veths, address allocation, NAT and port mappings.

@@ -1,0 +1,1 @@
+//! The runc-compatible command line: one file per command.

@@ -1,0 +1,1 @@
+//! Container lifecycle: create, start, kill, delete, exec, pause/resume, update.

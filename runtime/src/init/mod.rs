@@ -1,0 +1,1 @@
+//! The init stage: the steps the container process runs between fork and execve.

@@ -1,0 +1,2 @@
+//! kina-runtime binary: a thin wrapper over [`kina_runtime::cli`].
+fn main() {}

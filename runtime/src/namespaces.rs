@@ -1,0 +1,1 @@
+//! Linux namespaces: create new ones, join existing ones by path, user namespace id mappings.

@@ -1,0 +1,1 @@
+//! Persisted container state under --root, and the runc-compatible state JSON.
