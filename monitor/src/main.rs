@@ -1,0 +1,2 @@
+//! cri-monitor binary.
+fn main() {}
