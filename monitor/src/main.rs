@@ -1,2 +1,93 @@
-//! cri-monitor binary.
-fn main() {}
+//! cri-monitor: the per-container monitor process spawned by cri-server (like CRI-O's conmon).
+//!
+//! See the module docs: [`args`] (command line), [`sync`] (start-up protocol and
+//! daemonisation), [`runtime`] (`runtime create`), [`log`] (CRI log), [`attach`], [`ctl`],
+//! [`console`], [`reaper`] (signals, reaping, exit file), [`oom`], [`monitor`] (the poll loop).
+
+mod args;
+mod attach;
+mod clock;
+mod console;
+mod ctl;
+mod log;
+mod monitor;
+mod oom;
+mod reaper;
+mod runtime;
+mod sync;
+mod sys;
+
+use std::process::ExitCode;
+use sync::SyncMessage;
+
+fn main() -> ExitCode {
+    let cwd = std::env::current_dir().unwrap_or_else(|_| "/".into());
+    let args = match args::parse(std::env::args_os().skip(1), &cwd) {
+        Ok(args::Command::Run(a)) => a,
+        Ok(args::Command::Help) => {
+            println!("{}", args::USAGE);
+            return ExitCode::SUCCESS;
+        }
+        Ok(args::Command::Version) => {
+            println!("cri-monitor {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("cri-monitor: {e}\n{}", args::USAGE);
+            return ExitCode::from(2);
+        }
+    };
+    init_tracing();
+    let mut notifier = match sync::daemonize(args.sync_fd) {
+        Ok(n) => n,
+        Err(e) => {
+            // Nothing forked yet: report on stdout as the protocol's error line.
+            let msg = SyncMessage::Failed {
+                error: format!("container {}: {e}", args.id),
+            };
+            println!("{}", serde_json::to_string(&msg).unwrap_or_default());
+            return ExitCode::FAILURE;
+        }
+    };
+    let _ = nix::unistd::chdir("/");
+    let monitor = match monitor::Monitor::start(&args) {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::error!(id = %args.id, "{e}");
+            let _ = notifier.send(&SyncMessage::Failed {
+                error: e.to_string(),
+            });
+            return ExitCode::FAILURE;
+        }
+    };
+    let started = SyncMessage::Started {
+        pid: monitor.pid().as_raw(),
+        monitor_pid: sync::my_pid(),
+    };
+    if let Err(e) = notifier.send(&started) {
+        // The caller is gone; the container runs anyway and its exit must still be recorded.
+        tracing::warn!(id = %args.id, "sending the start verdict: {e}");
+    }
+    drop(notifier);
+    match monitor.run() {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(id = %args.id, "{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Diagnostics go to stderr (see [`sync`] for where that points after daemonising); the level
+/// comes from `CRI_MONITOR_LOG` (error, warn, info, debug, trace; default warn).
+fn init_tracing() {
+    let level = std::env::var("CRI_MONITOR_LOG")
+        .ok()
+        .and_then(|v| v.parse::<tracing::Level>().ok())
+        .unwrap_or(tracing::Level::WARN);
+    tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
