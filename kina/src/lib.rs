@@ -2,5 +2,8 @@
 
 pub mod cli;
 pub mod config;
+pub mod kubeconfig;
 pub mod network;
+pub mod provider;
+pub mod state;
 pub mod status;

@@ -1,1 +1,179 @@
-//! The kina command line: one file per command.
+//! The kina command line: one file per command, the same verbs and flags as kind's.
+//!
+//! Commands work through [`Env`]: the state store, a [`Provider`] for node containers
+//! and the [`Status`] output, so a runtime-backed provider slots in without changes here.
+
+pub mod build;
+pub mod completion;
+pub mod create;
+pub mod delete;
+pub mod duration;
+pub mod export;
+pub mod get;
+pub mod load;
+pub mod version;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::ConfigError;
+use crate::provider::{Provider, ProviderError};
+use crate::state::{StateError, StateStore};
+use crate::status::Status;
+
+/// Environment variable giving the default cluster name (kind: `KIND_CLUSTER_NAME`).
+pub const CLUSTER_NAME_ENV: &str = "KINA_CLUSTER_NAME";
+
+/// kina creates and manages local Kubernetes clusters whose nodes run on kina's runtime.
+#[derive(Debug, Parser)]
+#[command(name = "kina", disable_version_flag = true)]
+pub struct Cli {
+    /// Silence all stderr output except errors.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Info log verbosity, higher is more verbose.
+    #[arg(
+        short = 'v',
+        long,
+        global = true,
+        value_name = "N",
+        default_value_t = 0,
+        allow_negative_numbers = true
+    )]
+    pub verbosity: i32,
+    /// The command to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Creates one of [cluster].
+    Create {
+        /// What to create.
+        #[command(subcommand)]
+        what: create::Create,
+    },
+    /// Deletes one of [cluster, clusters].
+    Delete {
+        /// What to delete.
+        #[command(subcommand)]
+        what: delete::Delete,
+    },
+    /// Gets one of [clusters, nodes, kubeconfig].
+    Get {
+        /// What to get.
+        #[command(subcommand)]
+        what: get::Get,
+    },
+    /// Exports one of [kubeconfig, logs].
+    Export {
+        /// What to export.
+        #[command(subcommand)]
+        what: export::Export,
+    },
+    /// Loads images into nodes.
+    Load {
+        /// What to load.
+        #[command(subcommand)]
+        what: load::Load,
+    },
+    /// Build one of [node-image].
+    Build {
+        /// What to build.
+        #[command(subcommand)]
+        what: build::Build,
+    },
+    /// Prints the kina CLI version.
+    Version,
+    /// Outputs shell completion code for the specified shell (bash, zsh or fish).
+    Completion(completion::CompletionArgs),
+}
+
+/// Why a command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// The cluster config is unusable.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The provider failed while running `command`.
+    #[error("{command}: {source}")]
+    Provider {
+        /// The command, e.g. `kina create cluster`.
+        command: &'static str,
+        /// The provider's error.
+        source: ProviderError,
+    },
+    /// The state store failed.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// The request cannot be carried out as given.
+    #[error("{command}: {message}")]
+    Request {
+        /// The command.
+        command: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+    /// A file could not be read or written.
+    #[error("{command}: {}: {source}", path.display())]
+    File {
+        /// The command.
+        command: &'static str,
+        /// The file.
+        path: std::path::PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+impl CliError {
+    /// Wrap a provider error with the command it happened in.
+    pub fn provider(command: &'static str) -> impl FnOnce(ProviderError) -> CliError {
+        move |source| CliError::Provider { command, source }
+    }
+
+    /// A request error.
+    pub fn request(command: &'static str, message: impl Into<String>) -> CliError {
+        CliError::Request {
+            command,
+            message: message.into(),
+        }
+    }
+}
+
+/// What commands run against.
+pub struct Env {
+    /// The cluster-state store.
+    pub store: StateStore,
+    /// Creates and finds node containers.
+    pub provider: Box<dyn Provider>,
+    /// Step output on stderr.
+    pub status: Status,
+}
+
+impl std::fmt::Debug for Env {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Env")
+            .field("store", &self.store)
+            .field("status", &self.status)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Run a parsed command line.
+pub fn run(cli: Cli, env: &Env) -> Result<(), CliError> {
+    match cli.command {
+        Command::Create { what } => create::run(what, env),
+        Command::Delete { what } => delete::run(what, env),
+        Command::Get { what } => get::run(what, env),
+        Command::Export { what } => export::run(what, env),
+        Command::Load { what } => load::run(what, env),
+        Command::Build { what } => build::run(what, env),
+        Command::Version => {
+            println!("{}", version::version_line());
+            Ok(())
+        }
+        Command::Completion(args) => completion::run(&args),
+    }
+}

@@ -1,0 +1,227 @@
+//! The user's kubeconfig: which file, and adding or removing a cluster's
+//! `kina-<name>` cluster/user/context entries the way kind does for `kind-<name>`.
+
+use std::path::{Path, PathBuf};
+
+use serde_norway::{Mapping, Value};
+
+/// Errors reading, editing or writing a kubeconfig.
+#[derive(Debug, thiserror::Error)]
+pub enum KubeconfigError {
+    /// The file could not be read or written.
+    #[error("kubeconfig {}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file (or the cluster's kubeconfig) is not a kubeconfig.
+    #[error("kubeconfig {what}: {message}")]
+    Invalid {
+        /// Which kubeconfig.
+        what: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// The context (and cluster and user) name of a cluster: `kina-<name>`.
+pub fn context_name(cluster: &str) -> String {
+    format!("kina-{cluster}")
+}
+
+/// The kubeconfig to edit: `explicit`, else the first `$KUBECONFIG` entry, else
+/// `$HOME/.kube/config`.
+pub fn path(explicit: Option<&Path>) -> PathBuf {
+    if let Some(p) = explicit {
+        return p.to_path_buf();
+    }
+    if let Some(list) = std::env::var_os("KUBECONFIG")
+        && let Some(first) = std::env::split_paths(&list).find(|p| !p.as_os_str().is_empty())
+    {
+        return first;
+    }
+    let home = std::env::var_os("HOME").unwrap_or_else(|| "/root".into());
+    PathBuf::from(home).join(".kube").join("config")
+}
+
+fn invalid(what: &str, message: impl Into<String>) -> KubeconfigError {
+    KubeconfigError::Invalid {
+        what: what.to_string(),
+        message: message.into(),
+    }
+}
+
+fn parse(text: &str, what: &str) -> Result<Mapping, KubeconfigError> {
+    if text.trim().is_empty() {
+        return Ok(Mapping::new());
+    }
+    match serde_norway::from_str::<Value>(text) {
+        Ok(Value::Mapping(m)) => Ok(m),
+        Ok(_) => Err(invalid(what, "not a YAML mapping")),
+        Err(e) => Err(invalid(what, e.to_string())),
+    }
+}
+
+/// `kubeconfig` with every cluster's `server` replaced by `server`.
+pub fn with_server(kubeconfig: &str, server: &str) -> Result<String, KubeconfigError> {
+    let mut doc = parse(kubeconfig, "of the cluster")?;
+    if let Some(Value::Sequence(clusters)) = doc.get_mut("clusters") {
+        for c in clusters {
+            if let Some(Value::Mapping(inner)) = c.get_mut("cluster") {
+                inner.insert("server".into(), server.into());
+            }
+        }
+    }
+    serde_norway::to_string(&doc).map_err(|e| invalid("of the cluster", e.to_string()))
+}
+
+fn named_list<'a>(doc: &'a mut Mapping, key: &str) -> &'a mut Vec<Value> {
+    if !matches!(doc.get(key), Some(Value::Sequence(_))) {
+        doc.insert(key.into(), Value::Sequence(Vec::new()));
+    }
+    match doc.get_mut(key) {
+        Some(Value::Sequence(s)) => s,
+        _ => unreachable!("just inserted a sequence"),
+    }
+}
+
+fn has_name(v: &Value, name: &str) -> bool {
+    v.get("name").and_then(Value::as_str) == Some(name)
+}
+
+fn read(path: &Path) -> Result<String, KubeconfigError> {
+    match std::fs::read_to_string(path) {
+        Ok(s) => Ok(s),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
+        Err(source) => Err(KubeconfigError::Io {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+fn write(path: &Path, doc: &Mapping) -> Result<(), KubeconfigError> {
+    let io = |source| KubeconfigError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let text = serde_norway::to_string(doc).map_err(|e| invalid("to write", e.to_string()))?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(io)?;
+    }
+    let tmp = path.with_extension(format!("kina-tmp-{}", std::process::id()));
+    std::fs::write(&tmp, text)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            io(e)
+        })
+}
+
+/// Merge a cluster's kubeconfig (entries named `kina-<cluster>`) into the file at `path`
+/// and make its context current.
+pub fn merge(path: &Path, cluster: &str, kubeconfig: &str) -> Result<(), KubeconfigError> {
+    let name = context_name(cluster);
+    let what = format!("{}", path.display());
+    let mut doc = parse(&read(path)?, &what)?;
+    let mut src = parse(kubeconfig, "of the cluster")?;
+    doc.entry("apiVersion".into()).or_insert("v1".into());
+    doc.entry("kind".into()).or_insert("Config".into());
+    for key in ["clusters", "users", "contexts"] {
+        let entries: Vec<Value> = named_list(&mut src, key)
+            .iter()
+            .filter(|v| has_name(v, &name))
+            .cloned()
+            .collect();
+        if entries.is_empty() {
+            return Err(invalid(
+                "of the cluster",
+                format!("has no {key} entry named {name}"),
+            ));
+        }
+        let list = named_list(&mut doc, key);
+        list.retain(|v| !has_name(v, &name));
+        list.extend(entries);
+    }
+    doc.insert("current-context".into(), name.into());
+    write(path, &doc)
+}
+
+/// Remove a cluster's entries from the file at `path`; `false` when it had none.
+pub fn remove(path: &Path, cluster: &str) -> Result<bool, KubeconfigError> {
+    let name = context_name(cluster);
+    let text = read(path)?;
+    if text.is_empty() {
+        return Ok(false);
+    }
+    let mut doc = parse(&text, &format!("{}", path.display()))?;
+    let mut changed = false;
+    for key in ["clusters", "users", "contexts"] {
+        if let Some(Value::Sequence(list)) = doc.get_mut(key) {
+            let before = list.len();
+            list.retain(|v| !has_name(v, &name));
+            changed |= list.len() != before;
+        }
+    }
+    if doc.get("current-context").and_then(Value::as_str) == Some(name.as_str()) {
+        doc.insert("current-context".into(), "".into());
+        changed = true;
+    }
+    if changed {
+        write(path, &doc)?;
+    }
+    Ok(changed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KC: &str = "apiVersion: v1
+kind: Config
+clusters:
+- name: kina-a
+  cluster:
+    server: https://127.0.0.1:40000
+users:
+- name: kina-a
+  user:
+    token: t
+contexts:
+- name: kina-a
+  context:
+    cluster: kina-a
+    user: kina-a
+current-context: kina-a
+";
+
+    #[test]
+    fn merge_then_remove_leaves_other_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("config");
+        std::fs::write(
+            &p,
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: other\n  cluster: {server: x}\ncurrent-context: other\n",
+        )
+        .unwrap();
+        merge(&p, "a", KC).unwrap();
+        let doc = parse(&std::fs::read_to_string(&p).unwrap(), "t").unwrap();
+        assert_eq!(doc["current-context"].as_str(), Some("kina-a"));
+        assert_eq!(doc["clusters"].as_sequence().unwrap().len(), 2);
+        assert!(remove(&p, "a").unwrap());
+        let doc = parse(&std::fs::read_to_string(&p).unwrap(), "t").unwrap();
+        assert_eq!(doc["clusters"].as_sequence().unwrap().len(), 1);
+        assert_eq!(doc["contexts"].as_sequence().unwrap().len(), 0);
+        assert_eq!(doc["current-context"].as_str(), Some(""));
+        assert!(!remove(&p, "a").unwrap());
+    }
+
+    #[test]
+    fn with_server_rewrites_every_cluster() {
+        let out = with_server(KC, "https://10.89.0.2:6443").unwrap();
+        assert!(out.contains("https://10.89.0.2:6443"));
+        assert!(!out.contains("40000"));
+    }
+}
