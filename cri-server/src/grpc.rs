@@ -1,0 +1,1 @@
+//! gRPC services: one file per group of RPCs, translating CRI <-> domain types.
