@@ -1,2 +1,78 @@
-//! cri-server binary.
-fn main() {}
+//! cri-server binary: flags, logging, signals; everything else lives in the library.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Parser;
+use cri_server::config::{Config, DEFAULT_CONFIG};
+
+/// CRI v1 server for kubelet and crictl.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// Configuration file.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Unix socket to serve CRI on (overrides `listen`).
+    #[arg(long)]
+    listen: Option<PathBuf>,
+    /// Persistent state directory (overrides `root_dir`).
+    #[arg(long)]
+    root: Option<PathBuf>,
+    /// Runtime state directory (overrides `state_dir`).
+    #[arg(long)]
+    state: Option<PathBuf>,
+    /// Directory of `<registry>/hosts.toml` files (overrides `registry.config_path`).
+    #[arg(long)]
+    registry_config_path: Option<PathBuf>,
+    /// Log filter (overrides `log_level`).
+    #[arg(long)]
+    log_level: Option<String>,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let mut config = match &args.config {
+        Some(p) => Config::load(p, false)?,
+        None => Config::load(DEFAULT_CONFIG.as_ref(), true)?,
+    };
+    if let Some(v) = args.listen {
+        config.listen = v;
+    }
+    if let Some(v) = args.root {
+        config.root_dir = v;
+    }
+    if let Some(v) = args.state {
+        config.state_dir = v;
+    }
+    if let Some(v) = args.registry_config_path {
+        config.registry.config_path = v;
+    }
+    if let Some(v) = args.log_level {
+        config.log_level = v;
+    }
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.log_level)
+        .with_context(|| format!("log_level {:?}", config.log_level))?;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("start tokio")?;
+    rt.block_on(async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .context("install SIGTERM handler")?;
+        let shutdown = async move {
+            tokio::select! {
+                _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+                _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+            }
+        };
+        cri_server::server::serve(&config, shutdown)
+            .await
+            .context("cri-server")
+    })
+}

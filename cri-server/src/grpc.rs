@@ -1,1 +1,0 @@
-//! gRPC services: one file per group of RPCs, translating CRI <-> domain types.
