@@ -203,20 +203,17 @@ pub fn parse(path: &Path, text: &str, registry: &str) -> Result<Vec<RegistryHost
         }
     }
     let server = match doc.get("server") {
-        Some(v) => Some(
-            v.as_str()
-                .ok_or_else(|| cfg_err(path, "`server` must be a string"))?
-                .to_owned(),
-        ),
-        None if out.is_empty() => Some(default_server(registry)),
-        None => None,
+        Some(v) => v
+            .as_str()
+            .ok_or_else(|| cfg_err(path, "`server` must be a string"))?
+            .to_owned(),
+        // As in containerd, the upstream registry is always the last resort.
+        None => default_server(registry),
     };
-    if let Some(server) = server {
-        let mut top = doc.clone();
-        top.remove("host");
-        top.remove("server");
-        out.push(endpoint(path, &server, Some(&top))?);
-    }
+    let mut top = doc.clone();
+    top.remove("host");
+    top.remove("server");
+    out.push(endpoint(path, &server, Some(&top))?);
     Ok(out)
 }
 

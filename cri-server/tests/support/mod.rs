@@ -3,6 +3,7 @@
 
 pub mod images;
 pub mod registry;
+pub mod server;
 
 use std::path::{Path, PathBuf};
 

@@ -186,13 +186,15 @@ impl Registry {
         ))
     }
 
-    /// Writes `<certs_d>/<registry>/hosts.toml` mirroring `registry` to this registry.
+    /// Writes `<certs_d>/<registry>/hosts.toml` mirroring `registry` to this registry. The
+    /// `server` is this registry too, so no test ever falls back to the real upstream.
     pub fn write_hosts_toml(&self, certs_d: &Path, registry: &str, extra: &str) {
         let d = certs_d.join(registry);
         std::fs::create_dir_all(&d).unwrap();
+        let url = self.url();
         std::fs::write(
             d.join("hosts.toml"),
-            format!("server = \"https://{registry}\"\n\n[host.\"{}\"]\n  capabilities = [\"pull\", \"resolve\"]\n{extra}", self.url()),
+            format!("server = \"{url}\"\n\n[host.\"{url}\"]\n  capabilities = [\"pull\", \"resolve\"]\n{extra}"),
         )
         .unwrap();
     }
