@@ -9,12 +9,12 @@ use serde_norway::{Mapping, Value};
 #[derive(Debug, thiserror::Error)]
 pub enum KubeconfigError {
     /// The file could not be read or written.
-    #[error("kubeconfig {}: {source}", path.display())]
+    #[error("kubeconfig {}: {error}", path.display())]
     Io {
         /// The file.
         path: PathBuf,
         /// The I/O error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The file (or the cluster's kubeconfig) is not a kubeconfig.
     #[error("kubeconfig {what}: {message}")]
@@ -95,17 +95,17 @@ fn read(path: &Path) -> Result<String, KubeconfigError> {
     match std::fs::read_to_string(path) {
         Ok(s) => Ok(s),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
-        Err(source) => Err(KubeconfigError::Io {
+        Err(error) => Err(KubeconfigError::Io {
             path: path.to_path_buf(),
-            source,
+            error,
         }),
     }
 }
 
 fn write(path: &Path, doc: &Mapping) -> Result<(), KubeconfigError> {
-    let io = |source| KubeconfigError::Io {
+    let io = |error| KubeconfigError::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     };
     let text = serde_norway::to_string(doc).map_err(|e| invalid("to write", e.to_string()))?;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {

@@ -25,22 +25,22 @@ const RECORD: &str = "cluster.json";
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
     /// A filesystem operation failed.
-    #[error("cluster state: {op} {}: {source}", path.display())]
+    #[error("cluster state: {op} {}: {error}", path.display())]
     Io {
         /// What was being done.
         op: &'static str,
         /// The path involved.
         path: PathBuf,
         /// The I/O error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// A record exists but is not valid JSON for its type.
-    #[error("cluster state: {} is corrupt: {source}", path.display())]
+    #[error("cluster state: {} is corrupt: {error}", path.display())]
     Corrupt {
         /// The record.
         path: PathBuf,
         /// The decode error.
-        source: serde_json::Error,
+        error: serde_json::Error,
     },
     /// A cluster name that cannot name a state directory.
     #[error("cluster state: {name:?} is not a valid cluster name")]
@@ -135,7 +135,7 @@ pub struct StateStore {
 
 fn io(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> StateError + use<> {
     let path = path.to_path_buf();
-    move |source| StateError::Io { op, path, source }
+    move |error| StateError::Io { op, path, error }
 }
 
 impl StateStore {
@@ -200,7 +200,7 @@ impl StateStore {
         };
         serde_json::from_slice(&data)
             .map(Some)
-            .map_err(|source| StateError::Corrupt { path, source })
+            .map_err(|error| StateError::Corrupt { path, error })
     }
 
     /// Write (create or replace) a cluster record atomically.
@@ -209,9 +209,9 @@ impl StateStore {
         fs::create_dir_all(&dir).map_err(io("creating", &dir))?;
         let path = dir.join(RECORD);
         let tmp = dir.join(format!(".{RECORD}.tmp-{}", std::process::id()));
-        let data = serde_json::to_vec_pretty(record).map_err(|source| StateError::Corrupt {
+        let data = serde_json::to_vec_pretty(record).map_err(|error| StateError::Corrupt {
             path: path.clone(),
-            source,
+            error,
         })?;
         let write = || -> std::io::Result<()> {
             let mut f = fs::File::create(&tmp)?;

@@ -78,10 +78,10 @@ fn export_logs(a: ExportLogsArgs, env: &Env) -> Result<(), CliError> {
     };
     for node in &nodes {
         let node_dir = dir.join(node.name());
-        std::fs::create_dir_all(&node_dir).map_err(|source| CliError::File {
+        std::fs::create_dir_all(&node_dir).map_err(|error| CliError::File {
             command: CMD,
             path: node_dir.clone(),
-            source,
+            error,
         })?;
         node.collect_logs(&node_dir)
             .map_err(CliError::provider(CMD))?;

@@ -33,10 +33,10 @@ pub struct ImageArchiveArgs {
 /// Run `kina load …`.
 pub fn run(what: Load, env: &Env) -> Result<(), CliError> {
     let Load::ImageArchive(a) = what;
-    let meta = std::fs::metadata(&a.file).map_err(|source| CliError::File {
+    let meta = std::fs::metadata(&a.file).map_err(|error| CliError::File {
         command: CMD,
         path: a.file.clone(),
-        source,
+        error,
     })?;
     if !meta.is_file() {
         return Err(CliError::request(

@@ -97,12 +97,12 @@ pub enum CliError {
     #[error(transparent)]
     Config(#[from] ConfigError),
     /// The provider failed while running `command`.
-    #[error("{command}: {source}")]
+    #[error("{command}: {error}")]
     Provider {
         /// The command, e.g. `kina create cluster`.
         command: &'static str,
         /// The provider's error.
-        source: ProviderError,
+        error: ProviderError,
     },
     /// The state store failed.
     #[error(transparent)]
@@ -116,21 +116,21 @@ pub enum CliError {
         message: String,
     },
     /// A file could not be read or written.
-    #[error("{command}: {}: {source}", path.display())]
+    #[error("{command}: {}: {error}", path.display())]
     File {
         /// The command.
         command: &'static str,
         /// The file.
         path: std::path::PathBuf,
         /// The I/O error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
 }
 
 impl CliError {
     /// Wrap a provider error with the command it happened in.
     pub fn provider(command: &'static str) -> impl FnOnce(ProviderError) -> CliError {
-        move |source| CliError::Provider { command, source }
+        move |error| CliError::Provider { command, error }
     }
 
     /// A request error.

@@ -125,30 +125,33 @@ fn cri_plugin(
                 ("mirrors", toml::Value::Table(mirrors)) => {
                     for (host, m) in mirrors {
                         let mhere = format!("{rhere}.{}", quote_key(host));
-                        let endpoints = match m {
-                            toml::Value::Table(mt) => mt.get("endpoint").and_then(|e| e.as_array()),
-                            _ => None,
+                        let toml::Value::Table(mt) = m else {
+                            errs.push(FieldError {
+                                path: path.clone(),
+                                message: format!("{mhere}: a registry mirror is a table"),
+                            });
+                            continue;
                         };
-                        let list: Option<Vec<String>> = endpoints.map(|a| {
-                            a.iter()
-                                .filter_map(|e| e.as_str().map(str::to_string))
-                                .collect()
+                        for (ok, ov) in mt.iter().filter(|(k, _)| *k != "endpoint") {
+                            leaves(ov, &format!("{mhere}.{}", quote_key(ok)), ignored);
+                        }
+                        let Some(endpoint) = mt.get("endpoint") else {
+                            // kind accepts a mirror without endpoints; it changes nothing.
+                            ignored.push(format!("{mhere} (no endpoint)"));
+                            continue;
+                        };
+                        let list: Option<Vec<String>> = endpoint.as_array().and_then(|a| {
+                            a.iter().map(|e| e.as_str().map(str::to_string)).collect()
                         });
                         match list {
-                            Some(l)
-                                if !l.is_empty() && Some(l.len()) == endpoints.map(Vec::len) =>
-                            {
+                            Some(l) if l.is_empty() => ignored.push(format!("{mhere} (no endpoint)")),
+                            Some(l) => {
                                 reg.mirrors.insert(host.clone(), l);
-                                if let toml::Value::Table(mt) = m {
-                                    for (ok, ov) in mt.iter().filter(|(k, _)| *k != "endpoint") {
-                                        leaves(ov, &format!("{mhere}.{}", quote_key(ok)), ignored);
-                                    }
-                                }
                             }
-                            _ => errs.push(FieldError {
+                            None => errs.push(FieldError {
                                 path: path.clone(),
                                 message: format!(
-                                    "{mhere}: a registry mirror needs `endpoint = [\"URL\", ...]`"
+                                    "{mhere}.endpoint: must be a list of URLs, e.g. [\"http://registry:5000\"]"
                                 ),
                             }),
                         }
@@ -221,5 +224,9 @@ mod tests {
         let errs = translate(&["ok = 1".into(), "[plugins".into()], &[]).unwrap_err();
         assert_eq!(errs.len(), 1);
         assert_eq!(errs[0].path.to_string(), "containerdConfigPatches[1]");
+        let bad =
+            "[plugins.\"io.containerd.grpc.v1.cri\".registry.mirrors.\"r:5000\"]\nendpoint = 5";
+        let errs = translate(&[bad.into()], &[]).unwrap_err();
+        assert!(errs[0].message.contains("endpoint"), "{}", errs[0].message);
     }
 }

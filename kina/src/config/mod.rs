@@ -180,7 +180,12 @@ fn finish(
     for node in &mut cluster.nodes {
         for m in &mut node.extra_mounts {
             if !m.host_path.is_empty() && !m.host_path.starts_with('/') {
-                m.host_path = cwd.join(&m.host_path).to_string_lossy().into_owned();
+                let joined: std::path::PathBuf = cwd
+                    .join(&m.host_path)
+                    .components()
+                    .filter(|c| !matches!(c, std::path::Component::CurDir))
+                    .collect();
+                m.host_path = joined.to_string_lossy().into_owned();
             }
         }
     }

@@ -30,12 +30,12 @@ pub enum ProviderError {
     #[error(transparent)]
     State(#[from] StateError),
     /// A file the operation needs is missing or unreadable.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {error}", path.display())]
     File {
         /// The file.
         path: PathBuf,
         /// Why it cannot be used.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The node runtime failed.
     #[error("node {node}: {message}")]
