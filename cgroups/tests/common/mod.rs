@@ -116,10 +116,10 @@ impl Drop for TestCgroup {
         for m in &self.extra {
             let _ = m.destroy();
         }
-        if let Ok(top) = kina_cgroups::manager(&self.root) {
-            if let Err(e) = top.destroy() {
-                eprintln!("cleanup of {} failed: {e}", self.root.display());
-            }
+        if let Ok(top) = kina_cgroups::manager(&self.root)
+            && let Err(e) = top.destroy()
+        {
+            eprintln!("cleanup of {} failed: {e}", self.root.display());
         }
     }
 }
