@@ -1,0 +1,111 @@
+//! IPv6 and dual-stack cluster networks, inside throw-away namespaces.
+
+mod network_support;
+
+use kina::network::{IpFamily, PortMapping, Protocol};
+use network_support::{Netns, TestHost, eventually, tcp_get, tcp_server};
+
+#[tokio::test]
+async fn dual_stack_nodes_get_both_families_and_reach_the_gateways() {
+    let host = TestHost::new();
+    let net = host
+        .net()
+        .ensure_cluster_network("dual", IpFamily::Dual)
+        .await
+        .unwrap();
+    assert_eq!(net.v6.unwrap().to_string(), "fc00:f853:ccd:e793::/64");
+    let gw6 = net.gateway6.unwrap().to_string();
+    assert_eq!(gw6, "fc00:f853:ccd:e793::1");
+    assert_eq!(host.ns.sysctl("net.ipv6.conf.all.forwarding"), "1");
+
+    let (n1, n2) = (Netns::new(), Netns::new());
+    let a1 = host
+        .net()
+        .attach_node(&net, "dual-control-plane", &n1.path())
+        .await
+        .unwrap();
+    let a2 = host
+        .net()
+        .attach_node(&net, "dual-worker", &n2.path())
+        .await
+        .unwrap();
+    let v6 = a1.ipv6.unwrap().to_string();
+    assert_eq!(v6, "fc00:f853:ccd:e793::2");
+    let eth0 = n1.ok(&["ip", "-6", "-o", "addr", "show", "dev", "eth0"]);
+    assert!(eth0.contains("inet6 fc00:f853:ccd:e793::2/64"), "{eth0}");
+    let routes = n1.ok(&["ip", "-6", "route", "show", "default"]);
+    assert!(
+        routes.contains(&format!("default via {gw6} dev eth0")),
+        "{routes}"
+    );
+
+    assert!(n1.pings(&gw6), "node -> v6 gateway");
+    assert!(
+        n1.pings(&a2.ipv6.unwrap().to_string()),
+        "node -> node over v6"
+    );
+    assert!(
+        n1.pings(&net.gateway4.unwrap().to_string()),
+        "node -> v4 gateway"
+    );
+
+    // A port published on "::" reaches the node's v6 address.
+    let _web = tcp_server(&n1, 80, "v6-hello");
+    let published = host
+        .net()
+        .publish_ports(
+            &net,
+            "dual-control-plane",
+            &[PortMapping {
+                container_port: 80,
+                host_port: 18086,
+                listen_address: Some("::".parse().unwrap()),
+                protocol: Protocol::Tcp,
+            }],
+        )
+        .await
+        .unwrap();
+    assert_eq!(published[0].node_ip.to_string(), v6);
+    let target = format!("[{gw6}]:18086");
+    assert_eq!(
+        eventually(&target, || tcp_get(&host.ns, &target)),
+        "v6-hello"
+    );
+
+    host.net().delete_cluster_network("dual").await.unwrap();
+    assert_eq!(host.ns.links(), ["lo"]);
+    assert_eq!(host.ns.sysctl("net.ipv6.conf.all.forwarding"), "0");
+}
+
+#[tokio::test]
+async fn ipv6_only_cluster_has_no_ipv4() {
+    let host = TestHost::new();
+    let net = host
+        .net()
+        .ensure_cluster_network("six", IpFamily::Ipv6)
+        .await
+        .unwrap();
+    assert!(net.v4.is_none() && net.gateway4.is_none());
+    let node = Netns::new();
+    let lease = host
+        .net()
+        .attach_node(&net, "six-cp", &node.path())
+        .await
+        .unwrap();
+    assert!(lease.ipv4.is_none());
+    assert!(
+        node.ok(&["ip", "-4", "addr", "show", "dev", "eth0"])
+            .trim()
+            .is_empty()
+    );
+    assert!(node.pings(&net.gateway6.unwrap().to_string()));
+    // Forwarding for v4 was not touched.
+    assert_eq!(host.ns.sysctl("net.ipv4.ip_forward"), "0");
+    let ruleset = host.ns.ruleset();
+    assert!(
+        ruleset.contains("ip6 saddr fc00:f853:ccd:e793::/64"),
+        "{ruleset}"
+    );
+    assert!(!ruleset.contains("ip saddr 127.0.0.0/8"), "{ruleset}");
+    host.net().delete_cluster_network("six").await.unwrap();
+}
