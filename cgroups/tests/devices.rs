@@ -7,6 +7,7 @@ mod common;
 use common::{TestCgroup, layout, read};
 use kina_cgroups::devices::ebpf::{EXIT, Insn, MOV32_IMM, Program};
 use kina_cgroups::devices::{DevicePolicy, default_allowed_devices, rules_from_oci};
+use kina_cgroups::v1::V1Manager;
 use kina_cgroups::v2::{V2Manager, apply_device_filter, attached_device_programs};
 use kina_cgroups::{CgroupError, CgroupManager, Layout};
 use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType, LinuxResourcesBuilder};
@@ -59,6 +60,29 @@ fn deny_all_then_allow_null_through_the_manager() {
     }
     t.go(&p);
     assert_null_only(&t.output(&p));
+    if layout() != Layout::V2 {
+        // An update between allow lists changes only the difference.
+        let mut more = deny_all_allow_null();
+        more.push(rule(true, Some(LinuxDeviceType::C), Some(1), Some(5), "r"));
+        let r = LinuxResourcesBuilder::default()
+            .devices(more)
+            .build()
+            .unwrap();
+        t.mgr.set(&r).unwrap();
+        assert_eq!(
+            read("devices", &t.path, "devices.list"),
+            "c 1:3 rwm\nc 1:5 r"
+        );
+        t.mgr
+            .set(
+                &LinuxResourcesBuilder::default()
+                    .devices(deny_all_allow_null())
+                    .build()
+                    .unwrap(),
+            )
+            .unwrap();
+        assert_eq!(read("devices", &t.path, "devices.list"), "c 1:3 rwm");
+    }
     // An allow-all update opens everything again.
     let p2 = t.spawn(PROBE);
     t.mgr.apply(p2.pid).unwrap();
@@ -74,33 +98,39 @@ fn deny_all_then_allow_null_through_the_manager() {
 
 #[test]
 fn ebpf_filter_on_the_cgroup2_tree_restricts_and_is_replaced_on_update() {
-    let hs = kina_cgroups::hierarchies().unwrap();
-    let Some(v2) = hs.iter().find(|h| h.version == 2) else {
-        // Pure v1 host: the verifier test below still exercises the programs.
-        return;
-    };
     let mut t = TestCgroup::new("ebpf");
-    let m = V2Manager::with_mount(&v2.mount_point, &t.path);
-    t.also_remove(Box::new(V2Manager::with_mount(&v2.mount_point, &t.root)));
+    // The cgroup2 directory the manager put the process in: the cgroup itself on v2, the
+    // unified-tree twin on hybrid hosts (where device programs apply on top of v1 devices).
+    let dir = match layout() {
+        Layout::V2 => V2Manager::new(&t.path).unwrap().dir().to_path_buf(),
+        Layout::Hybrid => V1Manager::new(&t.path)
+            .unwrap()
+            .unified_dir()
+            .unwrap()
+            .to_path_buf(),
+        // No cgroup2 tree: the verifier test below still exercises the programs.
+        Layout::V1 => return,
+    };
     let p = t.spawn(PROBE);
-    m.apply(p.pid).unwrap();
+    t.mgr.apply(p.pid).unwrap();
+    assert!(dir.is_dir(), "{}", dir.display());
     let rules = rules_from_oci(&deny_all_allow_null()).unwrap();
-    apply_device_filter(m.dir(), &rules).unwrap();
-    let first = attached_device_programs(m.dir()).unwrap();
+    apply_device_filter(&dir, &rules).unwrap();
+    let first = attached_device_programs(&dir).unwrap();
     assert_eq!(first.len(), 1);
     // Update: the default allow list replaces the previous program, never adds to it.
     let mut with_defaults = deny_all_allow_null();
     with_defaults.extend(default_allowed_devices());
-    apply_device_filter(m.dir(), &rules_from_oci(&with_defaults).unwrap()).unwrap();
-    let second = attached_device_programs(m.dir()).unwrap();
+    apply_device_filter(&dir, &rules_from_oci(&with_defaults).unwrap()).unwrap();
+    let second = attached_device_programs(&dir).unwrap();
     assert_eq!(second.len(), 1);
     assert_ne!(first, second);
     // Back to null only, then probe.
-    apply_device_filter(m.dir(), &rules).unwrap();
+    apply_device_filter(&dir, &rules).unwrap();
     t.go(&p);
     assert_null_only(&t.output(&p));
-    m.destroy().unwrap();
-    assert!(!m.exists());
+    t.mgr.destroy().unwrap();
+    assert!(!dir.exists());
 }
 
 #[test]

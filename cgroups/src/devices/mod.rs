@@ -148,6 +148,39 @@ impl DeviceRule {
     }
 }
 
+/// Parses one `type major:minor access` line of a v1 devices file.
+fn parse_v1_rule(line: &str, allow: bool) -> Result<DeviceRule, String> {
+    let f: Vec<&str> = line.split_whitespace().collect();
+    let [t, nums, acc] = f.as_slice() else {
+        return Err(format!("malformed device rule {line:?}"));
+    };
+    let typ = match *t {
+        "a" => DeviceType::All,
+        "c" => DeviceType::Char,
+        "b" => DeviceType::Block,
+        _ => return Err(format!("unknown device type in {line:?}")),
+    };
+    let (maj, min) = nums
+        .split_once(':')
+        .ok_or_else(|| format!("malformed device numbers in {line:?}"))?;
+    let num = |s: &str| -> Result<Option<u32>, String> {
+        if s == "*" {
+            Ok(None)
+        } else {
+            s.parse()
+                .map(Some)
+                .map_err(|_| format!("bad device number in {line:?}"))
+        }
+    };
+    Ok(DeviceRule {
+        allow,
+        typ,
+        major: num(maj)?,
+        minor: num(min)?,
+        access: Access::parse(acc)?,
+    })
+}
+
 /// Validates a whole OCI rule list.
 pub fn rules_from_oci(rules: &[LinuxDeviceCgroup]) -> Result<Vec<DeviceRule>, CgroupError> {
     rules
@@ -194,6 +227,61 @@ impl DevicePolicy {
             }
         }
         p
+    }
+
+    /// The policy a v1 `devices.list` shows, if it is exact: in allow-all mode the kernel lists
+    /// only `a *:* rwm` and hides the deny exceptions, so that gives `None`.
+    pub fn from_v1_list(text: &str) -> Result<Option<Self>, String> {
+        let mut exceptions = Vec::new();
+        for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+            let rule = parse_v1_rule(line, true)?;
+            if rule.typ == DeviceType::All {
+                return Ok(None);
+            }
+            exceptions.push(rule);
+        }
+        Ok(Some(Self {
+            default_allow: false,
+            exceptions,
+        }))
+    }
+
+    /// The v1 writes that turn `current` (from [`DevicePolicy::from_v1_list`]) into this policy.
+    /// Between two deny-by-default policies only the differences are written, so a running
+    /// container never loses access to a device it keeps (no deny-all window, as in runc);
+    /// otherwise the policy is re-established from scratch.
+    pub fn v1_transition(&self, current: Option<&DevicePolicy>) -> Vec<(&'static str, String)> {
+        let Some(cur) = current.filter(|c| !c.default_allow && !self.default_allow) else {
+            return self.v1_writes();
+        };
+        let access_in = |list: &[DeviceRule], r: &DeviceRule| {
+            list.iter()
+                .filter(|e| e.same_device(r))
+                .fold(0, |acc, e| acc | e.access.0)
+        };
+        let mut out = Vec::new();
+        for t in &self.exceptions {
+            let add = t.access.0 & !access_in(&cur.exceptions, t);
+            if add != 0 {
+                let r = DeviceRule {
+                    access: Access(add),
+                    ..*t
+                };
+                out.push(("devices.allow", r.v1_string()));
+            }
+        }
+        for c in &cur.exceptions {
+            let remove = c.access.0 & !access_in(&self.exceptions, c);
+            if remove != 0 {
+                let r = DeviceRule {
+                    allow: false,
+                    access: Access(remove),
+                    ..*c
+                };
+                out.push(("devices.deny", r.v1_string()));
+            }
+        }
+        out
     }
 
     /// The writes that establish this policy on v1: (file, value) pairs in order.
@@ -337,6 +425,35 @@ pub(crate) mod tests {
             DevicePolicy::from_rules(&[]).v1_writes(),
             vec![("devices.deny", "a".to_string())]
         );
+    }
+
+    #[test]
+    fn transition_between_allow_lists_writes_only_differences() {
+        use DeviceType::*;
+        let cur = DevicePolicy::from_v1_list("c 1:3 rwm\nc 1:5 rwm\nc 136:* rw\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(cur.exceptions[2], r(true, Char, Some(136), None, "rw"));
+        let target = DevicePolicy::from_rules(&[
+            r(true, Char, Some(1), Some(3), "rwm"),
+            r(true, Char, Some(136), None, "rwm"),
+            r(true, Block, Some(8), Some(0), "r"),
+        ]);
+        assert_eq!(
+            target.v1_transition(Some(&cur)),
+            vec![
+                ("devices.allow", "c 136:* m".to_string()),
+                ("devices.allow", "b 8:0 r".to_string()),
+                ("devices.deny", "c 1:5 rwm".to_string()),
+            ]
+        );
+        // Nothing to do when equal.
+        assert!(cur.v1_transition(Some(&cur)).is_empty());
+        // Allow-all hides its exceptions: start over.
+        assert_eq!(DevicePolicy::from_v1_list("a *:* rwm\n").unwrap(), None);
+        assert_eq!(target.v1_transition(None), target.v1_writes());
+        assert!(DevicePolicy::from_v1_list("x 1:2 rwm").is_err());
+        assert!(DevicePolicy::from_v1_list("c 1 rwm").is_err());
     }
 
     #[test]

@@ -55,7 +55,16 @@ pub(super) fn set(m: &V1Manager, r: &LinuxResources) -> Result<(), CgroupError> 
     if let Some(devices) = r.devices() {
         let dir = m.require("devices", "devices")?;
         let policy = DevicePolicy::from_rules(&rules_from_oci(devices)?);
-        for (file, value) in policy.v1_writes() {
+        let list_path = dir.join("devices.list");
+        let current =
+            DevicePolicy::from_v1_list(&fs::read_path(&list_path)?).map_err(|reason| {
+                CgroupError::Parse {
+                    path: list_path.clone(),
+                    content: String::new(),
+                    reason,
+                }
+            })?;
+        for (file, value) in policy.v1_transition(current.as_ref()) {
             fs::write(dir, file, value)?;
         }
     }
