@@ -9,7 +9,7 @@ use kina_cgroups::devices::ebpf::{EXIT, Insn, MOV32_IMM, Program};
 use kina_cgroups::devices::{DevicePolicy, default_allowed_devices, rules_from_oci};
 use kina_cgroups::v1::V1Manager;
 use kina_cgroups::v2::{V2Manager, apply_device_filter, attached_device_programs};
-use kina_cgroups::{CgroupError, CgroupManager, Layout};
+use kina_cgroups::{CgroupError, Layout};
 use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType, LinuxResourcesBuilder};
 
 const PROBE: &str =
