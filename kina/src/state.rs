@@ -4,13 +4,16 @@
 //! cluster's nodes with their roles, images, addresses and published ports, the API
 //! server endpoint and the admin kubeconfig. The state dir is `/var/lib/kina` unless
 //! `KINA_STATE_DIR` names another. Writes are atomic (temp file, fsync, rename, fsync of
-//! the directory), so a crash leaves either the old or the new record, never half of one.
+//! the directory), so a crash leaves either the old or the new record, never half of one,
+//! and every change holds an exclusive `flock` on `<state dir>/.lock`, so two kina
+//! processes changing the same cluster cannot lose each other's update.
 
 use std::fs;
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 
+use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{NodeRole, Protocol};
@@ -203,8 +206,51 @@ impl StateStore {
             .map_err(|error| StateError::Corrupt { path, error })
     }
 
+    /// Hold the store's exclusive lock while `f` runs.
+    fn locked<T>(&self, f: impl FnOnce() -> Result<T, StateError>) -> Result<T, StateError> {
+        fs::create_dir_all(&self.root).map_err(io("creating", &self.root))?;
+        let path = self.root.join(".lock");
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io("opening", &path))?;
+        let _lock = Flock::lock(file, FlockArg::LockExclusive)
+            .map_err(|(_, errno)| io("locking", &path)(errno.into()))?;
+        f()
+    }
+
+    /// Change a cluster's record under the store lock: `f` gets the current record (if
+    /// any) and returns the new one, or `None` to delete it.
+    pub fn update<T>(
+        &self,
+        name: &str,
+        f: impl FnOnce(Option<ClusterRecord>) -> (Option<ClusterRecord>, T),
+    ) -> Result<T, StateError> {
+        self.locked(|| {
+            let (new, out) = f(self.get(name)?);
+            match new {
+                Some(rec) if rec.name == name => self.write(&rec)?,
+                Some(rec) => {
+                    return Err(StateError::InvalidName {
+                        name: format!("{} (updating {name})", rec.name),
+                    });
+                }
+                None => {
+                    self.remove_unlocked(name)?;
+                }
+            }
+            Ok(out)
+        })
+    }
+
     /// Write (create or replace) a cluster record atomically.
     pub fn put(&self, record: &ClusterRecord) -> Result<(), StateError> {
+        self.locked(|| self.write(record))
+    }
+
+    fn write(&self, record: &ClusterRecord) -> Result<(), StateError> {
         let dir = self.cluster_dir(&record.name)?;
         fs::create_dir_all(&dir).map_err(io("creating", &dir))?;
         let path = dir.join(RECORD);
@@ -228,6 +274,11 @@ impl StateStore {
 
     /// Delete a cluster's record; `false` when there was none.
     pub fn remove(&self, name: &str) -> Result<bool, StateError> {
+        self.cluster_dir(name)?;
+        self.locked(|| self.remove_unlocked(name))
+    }
+
+    fn remove_unlocked(&self, name: &str) -> Result<bool, StateError> {
         let dir = self.cluster_dir(name)?;
         match fs::remove_dir_all(&dir) {
             Ok(()) => Ok(true),
@@ -239,18 +290,16 @@ impl StateStore {
     /// Drop nodes from a cluster's record; the record goes when no node is left.
     /// Returns the names that were recorded.
     pub fn remove_nodes(&self, cluster: &str, nodes: &[String]) -> Result<Vec<String>, StateError> {
-        let Some(mut rec) = self.get(cluster)? else {
-            return Ok(Vec::new());
-        };
-        let (gone, kept): (Vec<_>, Vec<_>) =
-            rec.nodes.into_iter().partition(|n| nodes.contains(&n.name));
-        rec.nodes = kept;
-        if rec.nodes.is_empty() {
-            self.remove(cluster)?;
-        } else {
-            self.put(&rec)?;
-        }
-        Ok(gone.into_iter().map(|n| n.name).collect())
+        self.update(cluster, |rec| {
+            let Some(mut rec) = rec else {
+                return (None, Vec::new());
+            };
+            let (gone, kept): (Vec<_>, Vec<_>) =
+                rec.nodes.into_iter().partition(|n| nodes.contains(&n.name));
+            rec.nodes = kept;
+            let gone = gone.into_iter().map(|n| n.name).collect();
+            ((!rec.nodes.is_empty()).then_some(rec), gone)
+        })
     }
 }
 
@@ -293,6 +342,31 @@ mod tests {
         assert!(!store.remove("a").unwrap());
         // no temp files left behind
         assert!(store.list().unwrap().is_empty());
+    }
+
+    #[test]
+    fn concurrent_updates_are_not_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path());
+        store.put(&ClusterRecord::new("c")).unwrap();
+        let threads: Vec<_> = (0..8)
+            .map(|i| {
+                let store = store.clone();
+                std::thread::spawn(move || {
+                    store
+                        .update("c", |rec| {
+                            let mut rec = rec.unwrap();
+                            rec.nodes.push(node(&format!("c-worker{i}")));
+                            (Some(rec), ())
+                        })
+                        .unwrap()
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(store.get("c").unwrap().unwrap().nodes.len(), 8);
     }
 
     #[test]
