@@ -37,8 +37,33 @@ struct DockerEntry {
 
 impl ImageManager {
     /// Imports every image of an OCI layout or `docker save` tar; returns (names, image).
-    /// Runs on the calling thread: call it from a blocking context.
-    pub fn import_archive(&self, path: &Path) -> Result<Vec<(Vec<String>, ImageRecord)>> {
+    pub async fn import_archive(&self, path: &Path) -> Result<Vec<(Vec<String>, ImageRecord)>> {
+        let (me, path) = (self.clone(), path.to_owned());
+        tokio::task::spawn_blocking(move || me.import_archive_blocking(&path))
+            .await
+            .map_err(|e| Error::Internal(format!("import: {e}")))?
+    }
+
+    /// Writes `spec` (ID or name) as an OCI image-layout tar to the file `dest`.
+    pub async fn export_archive(&self, spec: &str, dest: &Path) -> Result<()> {
+        let (me, spec, dest) = (self.clone(), spec.to_owned(), dest.to_owned());
+        tokio::task::spawn_blocking(move || {
+            let f = File::create(&dest).map_err(Error::io("create", &dest))?;
+            let mut w = std::io::BufWriter::new(f);
+            me.export_archive_blocking(&spec, &mut w)?;
+            let f = w.into_inner().map_err(|e| Error::Io {
+                op: "write",
+                path: dest.clone(),
+                source: e.into_error(),
+            })?;
+            f.sync_all().map_err(Error::io("fsync", &dest))
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("export: {e}")))?
+    }
+
+    /// [`Self::import_archive`] on the calling thread: never call it from async code.
+    pub fn import_archive_blocking(&self, path: &Path) -> Result<Vec<(Vec<String>, ImageRecord)>> {
         let _gc = self.inner.gc_lock.blocking_read();
         let content = self.inner.content.clone();
         let f = File::open(path).map_err(Error::io("open", path))?;
@@ -246,8 +271,8 @@ impl ImageManager {
         Ok((names, record))
     }
 
-    /// Writes `spec` (ID or name) as an OCI image-layout tar to `out`.
-    pub fn export_archive(&self, spec: &str, out: impl Write) -> Result<()> {
+    /// [`Self::export_archive`] to any writer, on the calling thread (never from async code).
+    pub fn export_archive_blocking(&self, spec: &str, out: impl Write) -> Result<()> {
         let view = self.resolve(spec)?;
         let rec = &view.record;
         let content = self.inner.content.clone();

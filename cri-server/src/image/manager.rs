@@ -192,8 +192,19 @@ impl ImageManager {
                 me.unpack(layer, chain, ctx).await
             });
         }
+        // Wait for every layer even after a failure: no unpack may outlive the pull (and its
+        // hold on the GC lock).
+        let mut first_err = None;
         while let Some(res) = tasks.join_next().await {
-            res.map_err(|e| Error::Internal(format!("pull {name}: {e}")))??;
+            let res = res
+                .map_err(|e| Error::Internal(format!("pull {name}: {e}")))
+                .and_then(|r| r);
+            if let Err(e) = res {
+                first_err.get_or_insert(e);
+            }
+        }
+        if let Some(e) = first_err {
+            return Err(e);
         }
         let mut names = vec![(reference::digest_name(&r, &top_digest), top_digest.clone())];
         if let Some(tag) = reference::tag_name(&r) {
