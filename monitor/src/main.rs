@@ -1,6 +1,6 @@
 //! cri-monitor: the per-container monitor process spawned by cri-server (like CRI-O's conmon).
 //!
-//! See the module docs: [`args`] (command line), [`sync`] (start-up protocol and
+//! See the module docs: [`args`] (command line), [`diag`] (own diagnostics), [`sync`] (start-up protocol and
 //! daemonisation), [`runtime`] (`runtime create`), [`log`] (CRI log), [`attach`], [`ctl`],
 //! [`console`], [`reaper`] (signals, reaping, exit file), [`oom`], [`monitor`] (the poll loop).
 
@@ -9,6 +9,7 @@ mod attach;
 mod clock;
 mod console;
 mod ctl;
+mod diag;
 mod log;
 mod monitor;
 mod oom;
@@ -37,7 +38,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_tracing();
+    diag::init();
     let mut notifier = match sync::daemonize(args.sync_fd) {
         Ok(n) => n,
         Err(e) => {
@@ -76,18 +77,4 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// Diagnostics go to stderr (see [`sync`] for where that points after daemonising); the level
-/// comes from `CRI_MONITOR_LOG` (error, warn, info, debug, trace; default warn).
-fn init_tracing() {
-    let level = std::env::var("CRI_MONITOR_LOG")
-        .ok()
-        .and_then(|v| v.parse::<tracing::Level>().ok())
-        .unwrap_or(tracing::Level::WARN);
-    tracing_subscriber::fmt()
-        .with_max_level(level)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .init();
 }
