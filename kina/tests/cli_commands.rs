@@ -309,6 +309,23 @@ fn commands_needing_node_machinery_fail_clearly() {
         "{}",
         stderr(&o)
     );
+    let tmp = s.dir.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let o = s
+        .cmd(&["export", "logs", "--name", "beta"])
+        .env("TMPDIR", &tmp)
+        .output()
+        .unwrap();
+    assert!(
+        stderr(&o).contains("kina export logs: the native node provider is not available"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(
+        std::fs::read_dir(&tmp).unwrap().count(),
+        0,
+        "left a log dir behind"
+    );
     let o = s.run(&["export", "logs", "--name", "nope"]);
     assert!(
         stderr(&o).contains("unknown cluster \"nope\""),

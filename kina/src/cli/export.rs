@@ -72,19 +72,27 @@ fn export_logs(a: ExportLogsArgs, env: &Env) -> Result<(), CliError> {
             format!("unknown cluster {:?}", a.name),
         ));
     }
-    let dir = match a.dir {
-        Some(d) => d,
-        None => std::env::temp_dir().join(format!("kina-logs-{}-{}", a.name, std::process::id())),
+    let (dir, ours) = match a.dir {
+        Some(d) => (d, false),
+        None => (
+            std::env::temp_dir().join(format!("kina-logs-{}-{}", a.name, std::process::id())),
+            true,
+        ),
     };
+    std::fs::create_dir_all(&dir).map_err(|error| CliError::File {
+        command: CMD,
+        path: dir.clone(),
+        error,
+    })?;
     for node in &nodes {
-        let node_dir = dir.join(node.name());
-        std::fs::create_dir_all(&node_dir).map_err(|error| CliError::File {
-            command: CMD,
-            path: node_dir.clone(),
-            error,
-        })?;
-        node.collect_logs(&node_dir)
-            .map_err(CliError::provider(CMD))?;
+        // Each node writes its own directory, `<dir>/<node name>`.
+        if let Err(e) = node.collect_logs(&dir.join(node.name())) {
+            if ours {
+                // Nothing of value was collected into the directory we made.
+                let _ = std::fs::remove_dir(&dir);
+            }
+            return Err(CliError::provider(CMD)(e));
+        }
     }
     env.status
         .line(&format!("Exported logs for cluster {:?} to:", a.name));

@@ -100,7 +100,7 @@ pub trait Node: fmt::Debug + Send + Sync {
     fn network(&self) -> Result<NodeNetwork, ProviderError>;
     /// Import an image archive (docker-archive or OCI tar) into the node's runtime.
     fn load_image_archive(&self, archive: &Path) -> Result<(), ProviderError>;
-    /// Write the node's logs (journal, runtime, pods) under `dir`.
+    /// Write the node's logs (journal, runtime, pods) into `dir`, creating it.
     fn collect_logs(&self, dir: &Path) -> Result<(), ProviderError>;
 }
 
