@@ -108,7 +108,10 @@ fn read_memory(dir: &Path) -> Result<MemoryStats, CgroupError> {
             .map(|m| m.saturating_sub(limit)),
         page_faults: get("total_pgfault"),
         major_page_faults: get("total_pgmajfault"),
-        failcnt: fs::read_u64_opt(dir, "memory.failcnt")?.unwrap_or(0),
+        // With memsw limited the memsw counter usually trips first.
+        failcnt: fs::read_u64_opt(dir, "memory.failcnt")?
+            .unwrap_or(0)
+            .max(fs::read_u64_opt(dir, "memory.memsw.failcnt")?.unwrap_or(0)),
         oom_events: 0,
         oom_kill: oom.get("oom_kill").copied().unwrap_or(0),
         raw,

@@ -33,9 +33,14 @@ pub struct Proc {
 
 impl TestCgroup {
     pub fn new(name: &str) -> Self {
-        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        let root = PathBuf::from(format!("/kina-test-{}-{n}-{name}", std::process::id()));
+        let root = PathBuf::from(format!("/kina-test-{}", unique(name)));
         let path = root.join("ctr");
+        Self::at(root, path)
+    }
+
+    /// A guard for cgroup `path`, removing the top-level cgroup `root` (an ancestor) on drop.
+    pub fn at(root: PathBuf, path: PathBuf) -> Self {
+        assert!(path.starts_with(&root) && root != Path::new("/"));
         let mgr = kina_cgroups::manager(&path).expect("manager");
         Self {
             root,
@@ -122,6 +127,12 @@ impl Drop for TestCgroup {
             eprintln!("cleanup of {} failed: {e}", self.root.display());
         }
     }
+}
+
+/// A name unique to this test process and call.
+pub fn unique(name: &str) -> String {
+    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+    format!("{}-{n}-{name}", std::process::id())
 }
 
 pub fn layout() -> Layout {
