@@ -225,3 +225,34 @@ async fn bad_input_is_refused_with_a_clear_error() {
         .unwrap_err();
     assert!(err.to_string().contains("ok.json"), "{err}");
 }
+
+#[tokio::test]
+async fn ensure_recreates_what_a_reboot_removed() {
+    let host = TestHost::new();
+    let net = host
+        .net()
+        .ensure_cluster_network("boot", IpFamily::Ipv4)
+        .await
+        .unwrap();
+    // A reboot drops the bridge and the ruleset; the state directory survives.
+    host.ns.ok(&["ip", "link", "del", &net.bridge]);
+    host.ns.ok(&["nft", "flush", "ruleset"]);
+    let again = host
+        .net()
+        .ensure_cluster_network("boot", IpFamily::Ipv4)
+        .await
+        .unwrap();
+    assert_eq!(again, net, "same subnet and bridge as on record");
+    let br = host
+        .ns
+        .ok(&["ip", "-4", "-o", "addr", "show", "dev", &net.bridge]);
+    assert!(br.contains("inet 172.18.0.1/16"), "{br}");
+    assert!(host.ns.ruleset().contains("table inet kina-boot"));
+    let node = Netns::new();
+    host.net()
+        .attach_node(&net, "boot-cp", &node.path())
+        .await
+        .unwrap();
+    assert!(node.pings("172.18.0.1"));
+    host.net().delete_cluster_network("boot").await.unwrap();
+}

@@ -243,3 +243,114 @@ async fn nodes_reach_outside_networks_through_masquerade() {
     );
     host.net().delete_cluster_network("egress").await.unwrap();
 }
+
+/// A TCP server in `ns` that answers with the client's address as it sees it.
+fn peer_echo_server(ns: &Netns, port: u16) -> network_support::Background {
+    ns.spawn(&[
+        "socat",
+        &format!("TCP4-LISTEN:{port},fork,reuseaddr"),
+        "SYSTEM:echo $SOCAT_PEERADDR",
+    ])
+}
+
+#[tokio::test]
+async fn nodes_see_real_sources_and_reach_published_ports_hairpin() {
+    let host = TestHost::new();
+    let net = host
+        .net()
+        .ensure_cluster_network("hair", IpFamily::Ipv4)
+        .await
+        .unwrap();
+    let (n1, n2) = (Netns::new(), Netns::new());
+    let a1 = host
+        .net()
+        .attach_node(&net, "hair-cp", &n1.path())
+        .await
+        .unwrap();
+    let a2 = host
+        .net()
+        .attach_node(&net, "hair-worker", &n2.path())
+        .await
+        .unwrap();
+    let _echo = peer_echo_server(&n1, 80);
+    let (ip1, ip2) = (a1.ipv4.unwrap().to_string(), a2.ipv4.unwrap().to_string());
+    let gw = net.gateway4.unwrap().to_string();
+    host.net()
+        .publish_ports(
+            &net,
+            "hair-cp",
+            &[mapping(80, 18080, "0.0.0.0", Protocol::Tcp)],
+        )
+        .await
+        .unwrap();
+
+    // Node to node inside the cluster: no NAT, the server sees the real client address (also
+    // with br_netfilter sending bridged traffic through the host's hooks).
+    let direct = format!("{ip1}:80");
+    assert_eq!(eventually(&direct, || tcp_get(&n2, &direct)), ip2);
+    // Node to a published port of the host, served by another node or by itself (hairpin).
+    let published = format!("{gw}:18080");
+    assert_eq!(eventually("n2 hairpin", || tcp_get(&n2, &published)), gw);
+    assert_eq!(eventually("n1 hairpin", || tcp_get(&n1, &published)), gw);
+    // From the host through loopback the node sees the bridge address.
+    assert_eq!(
+        eventually("loopback", || tcp_get(&host.ns, "127.0.0.1:18080")),
+        gw
+    );
+    host.net().delete_cluster_network("hair").await.unwrap();
+}
+
+#[tokio::test]
+async fn nodes_cannot_reach_host_loopback_services() {
+    let host = TestHost::new();
+    let net = host
+        .net()
+        .ensure_cluster_network("guard", IpFamily::Ipv4)
+        .await
+        .unwrap();
+    let node = Netns::new();
+    host.net()
+        .attach_node(&net, "guard-cp", &node.path())
+        .await
+        .unwrap();
+    // A service of the host bound to loopback only.
+    let _secret = host.ns.spawn(&[
+        "socat",
+        "TCP4-LISTEN:7000,bind=127.0.0.2,fork,reuseaddr",
+        "SYSTEM:echo host-secret",
+    ]);
+    eventually("host service", || tcp_get(&host.ns, "127.0.0.2:7000"));
+    // A hostile node routes 127.0.0.0/8 to the bridge (its own lo keeps only 127.0.0.1).
+    node.ok(&["sysctl", "-w", "net.ipv4.conf.eth0.route_localnet=1"]);
+    node.ok(&[
+        "ip",
+        "route",
+        "del",
+        "local",
+        "127.0.0.0/8",
+        "table",
+        "local",
+    ]);
+    node.ok(&[
+        "ip",
+        "route",
+        "add",
+        "127.0.0.0/8",
+        "via",
+        &net.gateway4.unwrap().to_string(),
+    ]);
+    assert!(
+        tcp_get(&node, "127.0.0.2:7000").is_none(),
+        "node reached the host's loopback service through the bridge"
+    );
+    // The guard rule is what stops it: the bridge accepts loopback destinations
+    // (route_localnet) so that published ports work from 127.0.0.1.
+    host.ns
+        .ok(&["nft", "delete", "chain", "inet", "kina-guard", "guard"]);
+    assert_eq!(
+        eventually("without guard", || tcp_get(&node, "127.0.0.2:7000")),
+        "host-secret",
+        "the test setup does not exercise the guard"
+    );
+    host.net().delete_cluster_network("guard").await.unwrap();
+}

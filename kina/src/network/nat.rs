@@ -16,7 +16,8 @@
 //!   127.0.0.1 — no userland proxy is needed.
 //! - `postrouting` (nat, 100): masquerade of node traffic leaving through any other interface,
 //!   of host connections from 127.0.0.0/8 that were DNATed into the bridge, and of DNATed
-//!   connections from a node back into the bridge (hairpin).
+//!   connections from a node back into the bridge (hairpin: the reply must come back through
+//!   the host to be un-DNATed). Node-to-node traffic keeps its source address.
 //! - `forward` (filter, 0): accepts the cluster's forwarded traffic. Other tables' drop verdicts
 //!   still apply (nftables base chains all vote).
 
@@ -84,10 +85,20 @@ pub(crate) fn render(record: &ClusterRecord) -> String {
     if let Some(v6) = net.v6 {
         let _ = writeln!(s, "\t\tip6 saddr {v6} oifname != \"{br}\" masquerade {tag}");
     }
-    let _ = writeln!(
-        s,
-        "\t\tiifname \"{br}\" oifname \"{br}\" ct status dnat masquerade {tag}"
-    );
+    // Hairpin: matched by source, not input interface, so it also applies when br_netfilter
+    // passes the connection through the hooks as bridged traffic (no input interface there).
+    if let Some(v4) = net.v4 {
+        let _ = writeln!(
+            s,
+            "\t\toifname \"{br}\" ip saddr {v4} ct status dnat masquerade {tag}"
+        );
+    }
+    if let Some(v6) = net.v6 {
+        let _ = writeln!(
+            s,
+            "\t\toifname \"{br}\" ip6 saddr {v6} ct status dnat masquerade {tag}"
+        );
+    }
     let _ = writeln!(s, "\t}}");
 
     let _ = writeln!(s, "\tchain forward {{");

@@ -6,7 +6,7 @@ use std::fs::File;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::AsRawFd;
 
-use rtnetlink::{Handle, LinkUnspec, LinkVeth, RouteMessageBuilder};
+use rtnetlink::{Handle, LinkBridgePort, LinkUnspec, LinkVeth, RouteMessageBuilder};
 
 use super::bridge::{add_address, delete_link, link_index, set_up};
 use super::error::NetworkError;
@@ -41,6 +41,15 @@ pub(crate) async fn create(
         .execute()
         .await
         .map_err(|e| NetworkError::netlink(format!("plug {host} into the bridge"), e))?;
+    // Hairpin lets a node reach its own published port through the host: with br_netfilter the
+    // DNATed frame is bridged back out of the port it came in on. (Looped-back DAD probes are
+    // recognised by the kernel's enhanced DAD nonce.)
+    handle
+        .link()
+        .set_port(LinkBridgePort::new(host_index).hairpin(true).build())
+        .execute()
+        .await
+        .map_err(|e| NetworkError::netlink(format!("set hairpin mode on {host}"), e))?;
     let peer_index = require(handle, peer).await?;
     handle
         .link()
