@@ -211,21 +211,22 @@ pub(crate) fn subdirs(dir: &Path) -> Result<Vec<PathBuf>, CgroupError> {
     Ok(out)
 }
 
+/// How long [`remove_tree`] keeps retrying EBUSY (tasks still exiting), across a whole destroy.
+pub(crate) const REMOVE_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Removes a cgroup directory tree deepest-first. Missing directories are fine; EBUSY (a
-/// process is still exiting) is retried for a short while.
-pub(crate) fn remove_tree(dir: &Path) -> Result<(), CgroupError> {
+/// process is still exiting) is retried until `deadline`.
+pub(crate) fn remove_tree(dir: &Path, deadline: std::time::Instant) -> Result<(), CgroupError> {
     for sub in subdirs(dir)? {
-        remove_tree(&sub)?;
+        remove_tree(&sub, deadline)?;
     }
     let mut delay = std::time::Duration::from_millis(1);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
     loop {
         match fs::remove_dir(dir) {
             Ok(()) => return Ok(()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
             Err(e)
-                if e.raw_os_error() == Some(libc::EBUSY)
-                    && std::time::Instant::now() < deadline =>
+                if e.raw_os_error() == Some(libc::EBUSY) && std::time::Instant::now() < deadline =>
             {
                 std::thread::sleep(delay);
                 delay = (delay * 2).min(std::time::Duration::from_millis(50));

@@ -293,12 +293,13 @@ impl CgroupManager for V1Manager {
                 });
             }
         }
+        let deadline = Instant::now() + fs::REMOVE_RETRY;
         let dirs = self
             .unique_dirs()
             .into_iter()
             .chain(self.unified.as_deref());
         for dir in dirs {
-            if let Err(e) = fs::remove_tree(dir) {
+            if let Err(e) = fs::remove_tree(dir, deadline) {
                 tracing::warn!(error = %e, "cgroup removal failed");
                 first_err.get_or_insert(e);
             }

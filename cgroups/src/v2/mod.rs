@@ -231,6 +231,6 @@ impl CgroupManager for V2Manager {
                 reason: "refusing to remove the cgroup2 root".into(),
             });
         }
-        fs::remove_tree(&self.dir)
+        fs::remove_tree(&self.dir, Instant::now() + fs::REMOVE_RETRY)
     }
 }
