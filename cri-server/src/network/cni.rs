@@ -170,7 +170,12 @@ impl CniNetwork {
                     parsed = Some(result);
                 }
                 Err(err) => {
-                    self.undo_add(&a, prev.as_ref(), &err).await;
+                    // Plugins after the failing one never ran; the failing one did unless
+                    // it could not even be started.
+                    let started =
+                        !matches!(err, CniError::PluginNotFound { .. } | CniError::Exec { .. });
+                    let ran = i + usize::from(started);
+                    self.undo_add(&a, prev.as_ref(), ran, &err).await;
                     return Err(err);
                 }
             }
@@ -181,18 +186,25 @@ impl CniNetwork {
         };
         entry.result = Some(raw.clone());
         if let Err(err) = self.cache.store(&entry) {
-            self.undo_add(&a, Some(&raw), &err).await;
+            self.undo_add(&a, Some(&raw), self.list.plugins.len(), &err)
+                .await;
             return Err(err);
         }
         Ok(PodNetworkStatus::from_result(&self.list.name, &result, raw))
     }
 
-    /// After a failed ADD: DEL every plugin of the chain (best-effort) and drop the cache
-    /// entry once that worked.
-    async fn undo_add(&self, a: &Attachment<'_>, prev: Option<&Value>, cause: &CniError) {
+    /// After a failed ADD: DEL (best-effort, in reverse) the first `ran` plugins of the
+    /// chain — those that ran ADD — and drop the cache entry once that worked.
+    async fn undo_add(
+        &self,
+        a: &Attachment<'_>,
+        prev: Option<&Value>,
+        ran: usize,
+        cause: &CniError,
+    ) {
         tracing::warn!(network = %self.list.name, container = a.container_id, error = %cause,
             "CNI ADD failed, deleting the partial attachment");
-        match self.del_list(&self.list, a, prev).await {
+        match self.del_plugins(&self.list, a, prev, ran).await {
             Ok(()) => {
                 if let Err(e) =
                     self.cache
@@ -214,9 +226,20 @@ impl CniNetwork {
         a: &Attachment<'_>,
         prev: Option<&Value>,
     ) -> Result<(), CniError> {
+        self.del_plugins(list, a, prev, list.plugins.len()).await
+    }
+
+    /// DEL of the first `count` plugins, last first.
+    async fn del_plugins(
+        &self,
+        list: &NetworkConfigList,
+        a: &Attachment<'_>,
+        prev: Option<&Value>,
+        count: usize,
+    ) -> Result<(), CniError> {
         let inv = self.invocation(list, a);
         let mut first_err = None;
-        for i in (0..list.plugins.len()).rev() {
+        for i in (0..count.min(list.plugins.len())).rev() {
             let conf = list.plugin_config(i, prev, a.caps);
             if let Err(e) = exec::run(&inv, Verb::Del, &list.plugins[i].plugin_type, &conf).await {
                 tracing::warn!(error = %e, "CNI DEL failed");
