@@ -226,7 +226,8 @@ pub(crate) fn remove_tree(dir: &Path, deadline: std::time::Instant) -> Result<()
             Ok(()) => return Ok(()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
             Err(e)
-                if e.raw_os_error() == Some(libc::EBUSY) && std::time::Instant::now() < deadline =>
+                if e.raw_os_error() == Some(libc::EBUSY)
+                    && std::time::Instant::now() < deadline =>
             {
                 std::thread::sleep(delay);
                 delay = (delay * 2).min(std::time::Duration::from_millis(50));

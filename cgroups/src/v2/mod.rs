@@ -2,6 +2,8 @@
 //! `cgroup.subtree_control`, devices restricted by an eBPF program, freezing via cgroup.freeze.
 
 mod devices;
+#[cfg(test)]
+mod fixture_tests;
 mod resources;
 mod stats;
 
