@@ -237,3 +237,91 @@ fn seccomp_errnos_and_argument_filters() {
         logs.text()
     );
 }
+
+/// Receives the listener fd and process state the runtime sends, then answers one
+/// notification with ENOSPC. Returns (state, syscall name).
+fn seccomp_agent(listener: std::os::unix::net::UnixListener) -> (serde_json::Value, String) {
+    use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
+    use std::os::fd::AsRawFd;
+    let (stream, _) = listener.accept().unwrap();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let msg = recvmsg::<()>(
+        stream.as_raw_fd(),
+        &mut iov,
+        Some(&mut cmsg),
+        MsgFlags::empty(),
+    )
+    .unwrap();
+    let n = msg.bytes;
+    let fd = msg
+        .cmsgs()
+        .unwrap()
+        .find_map(|c| match c {
+            ControlMessageOwned::ScmRights(f) => f.first().copied(),
+            _ => None,
+        })
+        .expect("listener fd attached");
+    let state: serde_json::Value = serde_json::from_slice(&buf[..n]).unwrap();
+    let req = libseccomp::ScmpNotifReq::receive(fd).unwrap();
+    let name = req.data.syscall.get_name().unwrap_or_default();
+    libseccomp::ScmpNotifResp::new_error(
+        req.id,
+        -libc::ENOSPC,
+        libseccomp::ScmpNotifRespFlags::empty(),
+    )
+    .respond(fd)
+    .unwrap();
+    (state, name)
+}
+
+#[test]
+fn seccomp_notify_reaches_the_agent() {
+    let Some(bundle) = child_bundle() else {
+        run_in_child("seccomp_notify_reaches_the_agent", &[], &busybox_bundle());
+        return;
+    };
+    let sock = bundle.join("agent.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    // The agent thread exists before the filter is loaded, so it is not filtered itself.
+    let agent = std::thread::spawn(move || seccomp_agent(listener));
+    let profile: oci_spec::runtime::LinuxSeccomp = serde_json::from_value(json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "listenerPath": sock,
+        "listenerMetadata": "kina-test",
+        "flags": ["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"],
+        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"}]
+    }))
+    .unwrap();
+    // Without an agent, plain `load` refuses clearly instead of hanging the container.
+    assert!(
+        process::seccomp::load(&profile)
+            .unwrap_err()
+            .to_string()
+            .contains("SCMP_ACT_NOTIFY")
+    );
+    process::set_no_new_privs().unwrap();
+    let fd = process::seccomp::load_with_listener(&profile)
+        .unwrap()
+        .expect("listener fd");
+    let state =
+        json!({"ociVersion": "1.2.0", "id": "c1", "status": "creating", "pid": 1, "bundle": "/b"});
+    process::seccomp_agent::send_to_agent(
+        &sock,
+        std::os::fd::AsFd::as_fd(&fd),
+        std::process::id() as i32,
+        profile.listener_metadata().as_deref(),
+        &state,
+    )
+    .unwrap();
+    let (code, out) = sh("mkdir /tmp/kina-notify-never-created");
+    assert_ne!(code, 0);
+    assert!(out.contains("No space left on device"), "{out}");
+    let (sent, name) = agent.join().unwrap();
+    assert!(name == "mkdir" || name == "mkdirat", "{name}");
+    assert_eq!(sent["fds"], json!(["seccompFd"]));
+    assert_eq!(sent["metadata"], "kina-test");
+    assert_eq!(sent["state"]["id"], "c1");
+    assert!(!std::path::Path::new("/tmp/kina-notify-never-created").exists());
+}

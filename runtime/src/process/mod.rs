@@ -10,6 +10,7 @@ pub mod oom;
 pub mod personality;
 pub mod rlimits;
 pub mod seccomp;
+pub mod seccomp_agent;
 pub mod user;
 
 use std::path::PathBuf;

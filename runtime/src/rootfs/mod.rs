@@ -27,7 +27,7 @@ pub use devices::DEFAULT_DEVICES;
 pub use protect::{DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS};
 
 use mounts::{MountContext, sys_mount};
-use paths::{Target, proc_fd_path};
+use paths::Target;
 
 /// Errors of the rootfs stage; each names the path, mount or field involved.
 #[derive(Debug, thiserror::Error)]
@@ -199,14 +199,7 @@ pub fn prepare(spec: &Spec, bundle: &Path, cgroup_ns: bool) -> Result<(), Rootfs
     }
     if dev_readonly {
         let fd = mounts::open_existing(&rootfs, Path::new("/dev"))?;
-        sys_mount(
-            None,
-            &proc_fd_path(&fd),
-            None,
-            MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY | mounts::locked_flags(&fd),
-            None,
-            Path::new("/dev"),
-        )?;
+        mounts::remount_bind_adding(&fd, MsFlags::MS_RDONLY, Path::new("/dev"))?;
     }
     // Like runc: the working directory exists before the process starts.
     if let Some(cwd) = spec.process().as_ref().map(|p| p.cwd())
@@ -271,7 +264,7 @@ pub fn finalize(spec: &Spec) -> Result<(), RootfsError> {
             path: root.to_path_buf(),
             source: e,
         })?;
-        mounts::remount_bind(&fd, MsFlags::MS_RDONLY, root)?;
+        mounts::remount_bind_adding(&fd, MsFlags::MS_RDONLY, root)?;
     }
     Ok(())
 }

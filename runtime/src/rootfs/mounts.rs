@@ -96,12 +96,30 @@ pub(crate) fn remount_bind(fd: &OwnedFd, flags: MsFlags, shown: &Path) -> Result
     }
 }
 
+/// Remounts the bind mount at `fd` adding `add` (e.g. MS_RDONLY) to the flags it already
+/// has, so making something read-only never drops nosuid/nodev/noexec.
+pub(crate) fn remount_bind_adding(
+    fd: &OwnedFd,
+    add: MsFlags,
+    shown: &Path,
+) -> Result<(), RootfsError> {
+    let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | add | locked_flags(fd);
+    sys_mount(None, &proc_fd_path(fd), None, flags, None, shown)
+}
+
 /// Performs one spec mount. `index` is its position in `mounts`, for error messages.
 pub fn mount_entry(ctx: &MountContext<'_>, m: &Mount, index: usize) -> Result<(), RootfsError> {
     let dest = m.destination();
     if !dest.is_absolute() {
         tracing::warn!(mount = index, destination = %dest.display(),
             "mount destination is not absolute; treating it as relative to the container root");
+    }
+    if m.uid_mappings().is_some() || m.gid_mappings().is_some() {
+        return Err(RootfsError::InvalidMount {
+            index,
+            destination: dest.to_path_buf(),
+            reason: "idmapped mounts (uidMappings/gidMappings) are not supported".into(),
+        });
     }
     let raw_opts = m.options().clone().unwrap_or_default();
     let mut opts = options::parse(&raw_opts).map_err(|o| RootfsError::InvalidMount {
@@ -119,7 +137,7 @@ pub fn mount_entry(ctx: &MountContext<'_>, m: &Mount, index: usize) -> Result<()
     } else if opts.is_bind() {
         bind_mount(ctx, m, &opts, index)?
     } else {
-        fs_mount(ctx, m, typ, &opts)?
+        fs_mount(ctx, m, typ, &opts, index)?
     };
     apply_after(&top, &opts, dest)
 }
@@ -204,8 +222,20 @@ fn fs_mount(
     m: &Mount,
     typ: &str,
     opts: &MountOptions,
+    index: usize,
 ) -> Result<OwnedFd, RootfsError> {
     let dest = m.destination();
+    if (typ == "proc" || typ == "sysfs")
+        && paths::secure_join(ctx.rootfs, dest)? != paths::lexical_join(ctx.rootfs, dest)
+    {
+        // Mounting procfs/sysfs elsewhere than where the image claims would leave the real
+        // /proc paths unmasked (CVE-2019-16884-style): refuse, like runc.
+        return Err(RootfsError::InvalidMount {
+            index,
+            destination: dest.to_path_buf(),
+            reason: format!("{typ} must be mounted on a real directory, not through a symlink"),
+        });
+    }
     let (fd, host_path) = paths::open_in_root(ctx.rootfs, dest, Target::Dir)?;
     let source = m
         .source()
@@ -269,5 +299,42 @@ mod tests {
             PathBuf::from("/run/bundle/data")
         );
         assert_eq!(bind_source(b, Path::new("/etc")), PathBuf::from("/etc"));
+    }
+
+    fn mount(json: serde_json::Value) -> Mount {
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn proc_through_symlink_and_idmap_are_refused_before_mounting() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir(root.path().join("elsewhere")).unwrap();
+        std::os::unix::fs::symlink("/elsewhere", root.path().join("proc")).unwrap();
+        let ctx = MountContext {
+            rootfs: root.path(),
+            bundle: root.path(),
+            cgroup_ns: false,
+        };
+        let m =
+            mount(serde_json::json!({"destination": "/proc", "type": "proc", "source": "proc"}));
+        let e = mount_entry(&ctx, &m, 3).unwrap_err().to_string();
+        assert!(e.contains("mounts[3]") && e.contains("symlink"), "{e}");
+        let m = mount(
+            serde_json::json!({"destination": "/x", "type": "bind", "source": "/tmp",
+            "uidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}],
+            "gidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}]}),
+        );
+        let e = mount_entry(&ctx, &m, 0).unwrap_err().to_string();
+        assert!(e.contains("idmapped"), "{e}");
+        let m = mount(
+            serde_json::json!({"destination": "/x", "type": "bind", "source": "/tmp", "options": ["idmap"]}),
+        );
+        assert!(
+            mount_entry(&ctx, &m, 0)
+                .unwrap_err()
+                .to_string()
+                .contains("idmap")
+        );
+        assert!(!root.path().join("x").exists());
     }
 }

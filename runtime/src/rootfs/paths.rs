@@ -110,6 +110,24 @@ pub fn secure_join(root: &Path, unsafe_path: &Path) -> Result<PathBuf, RootfsErr
     Ok(out)
 }
 
+/// `root` joined with `path` lexically (no symlinks followed, `..` clamped at `root`): where
+/// the path would be if it contained no symlinks.
+pub fn lexical_join(root: &Path, path: &Path) -> PathBuf {
+    let mut parts: Vec<&OsStr> = Vec::new();
+    for c in path.components() {
+        match c {
+            Component::Normal(s) => parts.push(s),
+            Component::ParentDir => {
+                parts.pop();
+            }
+            _ => {}
+        }
+    }
+    let mut out = root.to_path_buf();
+    out.extend(parts);
+    out
+}
+
 fn split(path: &[u8]) -> Vec<Vec<u8>> {
     path.split(|b| *b == b'/')
         .filter(|c| !c.is_empty())
@@ -269,6 +287,20 @@ mod tests {
         let r = root();
         let err = secure_join(r.path(), Path::new("/../etc")).unwrap_err();
         assert!(matches!(err, RootfsError::Escape { .. }));
+    }
+
+    #[test]
+    fn lexical_join_follows_no_symlinks() {
+        let r = root();
+        symlink("/run", r.path().join("var-run")).unwrap();
+        assert_eq!(
+            lexical_join(r.path(), Path::new("/var-run/x")),
+            r.path().join("var-run/x")
+        );
+        assert_eq!(
+            lexical_join(r.path(), Path::new("/a/../../b")),
+            r.path().join("b")
+        );
     }
 
     #[test]

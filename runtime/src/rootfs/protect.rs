@@ -10,7 +10,7 @@ use nix::mount::MsFlags;
 use nix::sys::stat::Mode;
 
 use super::RootfsError;
-use super::mounts::{remount_bind, sys_mount};
+use super::mounts::{remount_bind_adding, sys_mount};
 
 /// runc's default maskedPaths (what `runc spec` writes).
 pub const DEFAULT_MASKED_PATHS: &[&str] = &[
@@ -62,7 +62,7 @@ pub fn readonly_path(path: &Path) -> Result<(), RootfsError> {
             source: e,
         }
     })?;
-    remount_bind(&fd, MsFlags::MS_RDONLY | MsFlags::MS_REC, path)
+    remount_bind_adding(&fd, MsFlags::MS_RDONLY, path)
 }
 
 /// Hides `path` (a path in the current root) from the container.
