@@ -300,3 +300,51 @@ pub fn parse(text: &str, source_name: &str) -> Result<Cluster, ConfigError> {
     }
     serde_norway::from_str(text).map_err(decode_err)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEAD: &str = "kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\n";
+
+    #[test]
+    fn dns_search_unset_empty_and_listed_stay_distinct() {
+        let root = Path::new("/");
+        let unset = load_str(HEAD, "t", None, root).unwrap();
+        assert_eq!(unset.cluster.networking.dns_search, None);
+        let empty = format!("{HEAD}networking:\n  dnsSearch: []\n");
+        let empty = load_str(&empty, "t", None, root).unwrap();
+        assert_eq!(empty.cluster.networking.dns_search, Some(vec![]));
+        let listed = format!("{HEAD}networking:\n  dnsSearch:\n  - corp.example\n");
+        let listed = load_str(&listed, "t", None, root).unwrap();
+        assert_eq!(
+            listed.cluster.networking.dns_search,
+            Some(vec!["corp.example".to_string()])
+        );
+        let bad = format!("{HEAD}networking:\n  dnsSearch:\n  - corp.example\n  - \"\"\n");
+        let Err(ConfigError::Invalid { errors, .. }) = load_str(&bad, "t", None, root) else {
+            panic!("empty search domain accepted")
+        };
+        assert_eq!(errors[0].field, "networking.dnsSearch[1]");
+        assert_eq!(errors[0].line, Some(6));
+    }
+
+    #[test]
+    fn default_config_is_valid_and_named() {
+        let l = default_config(Some("dev")).unwrap();
+        assert_eq!(l.cluster.name, "dev");
+        assert_eq!(l.cluster.nodes.len(), 1);
+        assert!(matches!(
+            default_config(Some("Dev")),
+            Err(ConfigError::Invalid { .. })
+        ));
+    }
+
+    #[test]
+    fn json_configs_load_too() {
+        let json = r#"{"kind": "Cluster", "apiVersion": "kind.x-k8s.io/v1alpha4",
+            "nodes": [{"role": "control-plane"}, {"role": "worker"}]}"#;
+        let l = load_str(json, "t", None, Path::new("/")).unwrap();
+        assert_eq!(l.cluster.nodes[1].role, NodeRole::Worker);
+    }
+}
