@@ -256,3 +256,32 @@ async fn ensure_recreates_what_a_reboot_removed() {
     assert!(node.pings("172.18.0.1"));
     host.net().delete_cluster_network("boot").await.unwrap();
 }
+
+#[tokio::test]
+async fn concurrent_attaches_get_distinct_leases() {
+    let host = TestHost::new();
+    let net = host
+        .net()
+        .ensure_cluster_network("busy", IpFamily::Ipv4)
+        .await
+        .unwrap();
+    let nodes: Vec<Netns> = (0..4).map(|_| Netns::new()).collect();
+    // Separate NetworkHost values (as separate kina processes would be) racing on one state.
+    let attaches = nodes.iter().enumerate().map(|(i, ns)| {
+        let (h, net, path) = (host.net(), net.clone(), ns.path());
+        tokio::spawn(async move { h.attach_node(&net, &format!("n{i}"), &path).await })
+    });
+    let mut ips = Vec::new();
+    for task in attaches.collect::<Vec<_>>() {
+        ips.push(task.await.unwrap().unwrap().ipv4.unwrap());
+    }
+    ips.sort();
+    ips.dedup();
+    assert_eq!(ips.len(), 4, "duplicate leases: {ips:?}");
+    assert_eq!(host.net().nodes("busy").unwrap().len(), 4);
+    for ip in &ips {
+        assert!(host.ns.pings(&ip.to_string()), "node {ip} unreachable");
+    }
+    host.net().delete_cluster_network("busy").await.unwrap();
+    assert_eq!(host.ns.links(), ["lo"]);
+}

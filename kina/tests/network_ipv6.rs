@@ -115,3 +115,57 @@ async fn ipv6_only_cluster_has_no_ipv4() {
     assert!(!ruleset.contains("ip saddr 127.0.0.0/8"), "{ruleset}");
     host.net().delete_cluster_network("six").await.unwrap();
 }
+
+#[tokio::test]
+async fn ipv6_nodes_reach_outside_through_masquerade() {
+    let host = TestHost::new();
+    // An outside IPv6 network with no route back to the node subnet.
+    let wan = Netns::new();
+    host.ns.ok(&[
+        "ip", "link", "add", "wan0", "type", "veth", "peer", "name", "wanpeer",
+    ]);
+    host.ns
+        .ok(&["ip", "link", "set", "wanpeer", "netns", &wan.name]);
+    host.ns.ok(&[
+        "ip",
+        "-6",
+        "addr",
+        "add",
+        "2001:db8:1::1/64",
+        "dev",
+        "wan0",
+        "nodad",
+    ]);
+    host.ns.ok(&["ip", "link", "set", "wan0", "up"]);
+    wan.ok(&[
+        "ip",
+        "-6",
+        "addr",
+        "add",
+        "2001:db8:1::2/64",
+        "dev",
+        "wanpeer",
+        "nodad",
+    ]);
+    wan.ok(&["ip", "link", "set", "wanpeer", "up"]);
+
+    let net = host
+        .net()
+        .ensure_cluster_network("out6", IpFamily::Ipv6)
+        .await
+        .unwrap();
+    let node = Netns::new();
+    host.net()
+        .attach_node(&net, "out6-cp", &node.path())
+        .await
+        .unwrap();
+    eventually("node -> outside v6", || {
+        node.pings("2001:db8:1::2").then(String::new)
+    });
+    host.ns.ok(&["nft", "delete", "table", "inet", "kina-out6"]);
+    assert!(
+        !node.pings("2001:db8:1::2"),
+        "reached outside without masquerade"
+    );
+    host.net().delete_cluster_network("out6").await.unwrap();
+}
