@@ -38,8 +38,15 @@ fn resources_are_written_and_read_back() {
         .pids(LinuxPidsBuilder::default().limit(32i64).build().unwrap())
         .build()
         .unwrap();
-    t.mgr.set(&r).unwrap();
     let path = t.path.clone();
+    if layout() != Layout::V2 {
+        // A new v1 cpuset cgroup starts with empty cpus/mems: apply copied the parents' down.
+        let root_cpus = read("cpuset", std::path::Path::new("/"), "cpuset.effective_cpus");
+        assert_eq!(read("cpuset", &t.root, "cpuset.cpus"), root_cpus);
+        assert_eq!(read("cpuset", &path, "cpuset.cpus"), root_cpus);
+        assert!(!read("cpuset", &path, "cpuset.mems").is_empty());
+    }
+    t.mgr.set(&r).unwrap();
     match layout() {
         Layout::V1 | Layout::Hybrid => {
             assert_eq!(

@@ -193,6 +193,12 @@ fn stats_are_parsed_from_v2_files() {
             "254:0 rbytes=4096 wbytes=8192 rios=1 wios=2 dbytes=0 dios=0\n",
         ),
     ];
+    let sizes = crate::stats::hugepage_sizes();
+    for size in &sizes {
+        fs::write(m.dir().join(format!("hugetlb.{size}.current")), "2097152\n").unwrap();
+        fs::write(m.dir().join(format!("hugetlb.{size}.max")), "4194304\n").unwrap();
+        fs::write(m.dir().join(format!("hugetlb.{size}.events")), "max 1\n").unwrap();
+    }
     for (f, c) in files {
         fs::write(m.dir().join(f), c).unwrap();
     }
@@ -215,4 +221,11 @@ fn stats_are_parsed_from_v2_files() {
     assert_eq!((s.pids.current, s.pids.limit), (3, None));
     assert_eq!(s.blkio.devices.len(), 1);
     assert_eq!(s.blkio.devices[0].write_bytes, 8192);
+    assert_eq!(s.hugetlb.len(), sizes.len());
+    for h in s.hugetlb.values() {
+        assert_eq!(
+            (h.usage, h.limit, h.failcnt),
+            (2_097_152, Some(4_194_304), 1)
+        );
+    }
 }
