@@ -251,3 +251,70 @@ fn tmpcopyup_recursive_readonly_and_cgroup_namespace() {
     }
     assert!(!logs.text().contains("ERROR"));
 }
+
+#[test]
+fn user_namespace_falls_back_to_bind_mounts() {
+    let Some(bundle) = child_bundle() else {
+        let b = busybox_bundle();
+        std::fs::create_dir_all(b.path().join("data")).unwrap();
+        std::fs::write(b.path().join("data/hello"), "hi\n").unwrap();
+        // Root of a user namespace: mknod is refused, sysfs (no network namespace of its own)
+        // cannot be mounted, and the host mounts' flags are locked.
+        run_in_child(
+            "user_namespace_falls_back_to_bind_mounts",
+            &["--user", "--map-root-user", "--pid", "--fork", "--ipc"],
+            &b,
+        );
+        return;
+    };
+    let logs = Logs::install();
+    let spec = spec(json!({
+        "root": {"path": "rootfs", "readonly": true},
+        "mounts": [
+            {"destination": "/proc", "type": "proc", "source": "proc"},
+            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "mode=755"]},
+            {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]},
+            {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]},
+            {"destination": "/data", "type": "bind", "source": "data", "options": ["rbind", "ro"]}
+        ],
+        "linux": {
+            "devices": [{"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229}],
+            "maskedPaths": ["/proc/timer_list"],
+            "readonlyPaths": ["/proc/sys"]
+        }
+    }));
+    rootfs::prepare(&spec, &bundle, false).unwrap();
+    let root = rootfs::rootfs_path(&spec, &bundle).unwrap();
+    rootfs::pivot(&root, false).unwrap();
+    rootfs::finalize(&spec).unwrap();
+
+    // Devices are the host's nodes, bind-mounted.
+    assert_eq!(
+        sh_ok("stat -c '%t:%T %F' /dev/null").trim(),
+        "1:3 character special file"
+    );
+    assert_eq!(sh_ok("stat -c '%t:%T' /dev/fuse").trim(), "a:e5");
+    assert!(
+        mountinfo_line("/dev/null").is_some(),
+        "/dev/null must be a bind mount"
+    );
+    sh_ok("echo discard > /dev/null");
+    // sysfs fell back to a read-only rbind of the host's /sys.
+    sh_ok("test -d /sys/kernel");
+    assert_ne!(sh("touch /sys/kina").0, 0);
+    // The read-only bind was remounted keeping the flags locked by the user namespace.
+    assert_eq!(sh_ok("cat /data/hello"), "hi\n");
+    assert_ne!(sh("touch /data/x").0, 0);
+    assert_ne!(sh("touch /x").0, 0);
+    assert_eq!(sh_ok("cat /proc/timer_list"), "");
+    assert!(
+        mountinfo_line("/dev/mqueue")
+            .unwrap()
+            .contains(" - mqueue ")
+    );
+    assert!(
+        logs.text().contains("mknod not permitted"),
+        "{}",
+        logs.text()
+    );
+}
