@@ -99,7 +99,11 @@ pub fn manager_for_pid(pid: i32) -> Result<Box<dyn CgroupManager>, CgroupError> 
                     content: text.clone(),
                     reason: "no `0::` entry for the unified hierarchy".into(),
                 })?;
-            Ok(Box::new(v2::V2Manager::from_hierarchies(&hs, &path)?))
+            let rel = hs
+                .iter()
+                .find(|h| h.version == 2)
+                .map_or_else(|| path.clone(), |h| h.relative(&path));
+            Ok(Box::new(v2::V2Manager::from_hierarchies(&hs, &rel)?))
         }
         Some(Layout::V1 | Layout::Hybrid) => {
             Ok(Box::new(v1::V1Manager::from_memberships(&hs, &memberships)))

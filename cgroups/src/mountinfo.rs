@@ -44,6 +44,20 @@ impl Hierarchy {
     }
 }
 
+impl Hierarchy {
+    /// Turns a path from /proc/PID/cgroup into a path relative to this mount: when the mount
+    /// shows a sub-tree (field 4 of mountinfo is not `/`, e.g. a bind mount of `/docker/abc`),
+    /// that prefix is not part of the directory below the mount point.
+    pub fn relative(&self, proc_path: &Path) -> PathBuf {
+        if self.root != Path::new("/")
+            && let Ok(rest) = proc_path.strip_prefix(&self.root)
+        {
+            return Path::new("/").join(rest);
+        }
+        proc_path.to_path_buf()
+    }
+}
+
 /// Joins an absolute cgroup path below a directory.
 pub(crate) fn join_cgroup(base: &Path, cgroup: &Path) -> PathBuf {
     let rel = cgroup.strip_prefix("/").unwrap_or(cgroup);
@@ -254,6 +268,23 @@ mod tests {
             pids.dir(Path::new("/kina/c1")),
             Path::new("/sys/fs/cgroup/pids/kina/c1")
         );
+    }
+
+    #[test]
+    fn proc_paths_are_relative_to_the_mount_root() {
+        let hs = parse_mountinfo(V1, Path::new("fixture")).unwrap();
+        let pids = hs.iter().find(|h| h.has("pids")).unwrap();
+        assert_eq!(
+            pids.relative(Path::new("/docker/abc/kina/c1")),
+            Path::new("/kina/c1")
+        );
+        assert_eq!(pids.relative(Path::new("/docker/abc")), Path::new("/"));
+        assert_eq!(
+            pids.relative(Path::new("/elsewhere")),
+            Path::new("/elsewhere")
+        );
+        let cpu = hs.iter().find(|h| h.has("cpu")).unwrap();
+        assert_eq!(cpu.relative(Path::new("/a")), Path::new("/a"));
     }
 
     #[test]

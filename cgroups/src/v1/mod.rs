@@ -75,7 +75,11 @@ impl V1Manager {
         for (id, ctrls, path) in members {
             if *id == 0 {
                 if let Some(mount) = &m.unified_mount {
-                    m.unified = Some(join_cgroup(mount, path));
+                    let rel = hs
+                        .iter()
+                        .find(|h| h.version == 2)
+                        .map_or_else(|| path.clone(), |h| h.relative(path));
+                    m.unified = Some(join_cgroup(mount, &rel));
                 }
                 continue;
             }
@@ -86,10 +90,10 @@ impl V1Manager {
                 continue;
             };
             for c in ctrls {
-                m.dirs.insert(c.clone(), h.dir(path));
+                m.dirs.insert(c.clone(), h.dir(&h.relative(path)));
             }
             if primary.is_none() || ctrls.iter().any(|c| c == "freezer") {
-                primary = Some(path.clone());
+                primary = Some(h.relative(path));
             }
         }
         if let Some(p) = primary {
