@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use common::{TestCgroup, layout, read, unique};
 use kina_cgroups::{Layout, resolve_path};
 use oci_spec::runtime::{
-    LinuxBlockIoBuilder, LinuxCpuBuilder, LinuxMemoryBuilder, LinuxPidsBuilder,
-    LinuxResourcesBuilder, LinuxThrottleDeviceBuilder,
+    LinuxBlockIoBuilder, LinuxCpuBuilder, LinuxHugepageLimitBuilder, LinuxMemoryBuilder,
+    LinuxPidsBuilder, LinuxResourcesBuilder, LinuxThrottleDeviceBuilder,
 };
 
 fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
@@ -249,4 +249,85 @@ fn missing_blkio_weight_support_is_reported_clearly() {
             assert!(msg.contains("weight"), "{msg}");
         }
     }
+}
+
+/// Puts the cgroup2 root's `cgroup.subtree_control` back the way the test found it.
+struct RestoreSubtreeControl {
+    file: PathBuf,
+    disable: Vec<String>,
+}
+
+impl Drop for RestoreSubtreeControl {
+    fn drop(&mut self) {
+        for c in &self.disable {
+            if let Err(e) = std::fs::write(&self.file, format!("-{c}")) {
+                eprintln!("restore {}: -{c}: {e}", self.file.display());
+            }
+        }
+    }
+}
+
+#[test]
+fn hugetlb_limits_are_written() {
+    let Some(size) = kina_cgroups::stats::hugepage_sizes().into_iter().next() else {
+        return; // no huge pages configured in this kernel
+    };
+    let hs = kina_cgroups::hierarchies().unwrap();
+    let v1_hugetlb = hs.iter().any(|h| h.version == 1 && h.has("hugetlb"));
+    let v2 = hs.iter().find(|h| h.version == 2).cloned();
+    // On a hybrid host hugetlb lives on the cgroup2 side; enabling it there is a host change
+    // this test undoes (declared first so it runs after the cgroup guard removed the cgroups).
+    let _restore = v2.as_ref().filter(|_| layout() == Layout::Hybrid).map(|h| {
+        let file = h.mount_point.join("cgroup.subtree_control");
+        let enabled = std::fs::read_to_string(&file).unwrap();
+        let disable = if enabled.split_whitespace().any(|c| c == "hugetlb") {
+            vec![]
+        } else {
+            vec!["hugetlb".to_string()]
+        };
+        RestoreSubtreeControl { file, disable }
+    });
+    let mut t = TestCgroup::new("hugetlb");
+    let p = t.spawn("sleep 30");
+    t.mgr.apply(p.pid).unwrap();
+    let limit = LinuxHugepageLimitBuilder::default()
+        .page_size(size.clone())
+        .limit(4i64 << 30)
+        .build()
+        .unwrap();
+    let r = LinuxResourcesBuilder::default()
+        .hugepage_limits(vec![limit])
+        .build()
+        .unwrap();
+    t.mgr.set(&r).unwrap();
+    let (dir, file) = if v1_hugetlb {
+        (
+            common::dir_of("hugetlb", &t.path),
+            format!("hugetlb.{size}.limit_in_bytes"),
+        )
+    } else {
+        (v2.unwrap().dir(&t.path), format!("hugetlb.{size}.max"))
+    };
+    let v = std::fs::read_to_string(dir.join(&file)).unwrap();
+    assert_eq!(v.trim(), (4u64 << 30).to_string(), "{file}");
+    let s = t.mgr.stats().unwrap();
+    assert_eq!(s.hugetlb[&size].limit, Some(4 << 30));
+    assert_eq!(s.hugetlb[&size].usage, 0);
+    // A page size that is not one names the field.
+    let bad = LinuxHugepageLimitBuilder::default()
+        .page_size("../2MB")
+        .limit(1i64)
+        .build()
+        .unwrap();
+    let e = t
+        .mgr
+        .set(
+            &LinuxResourcesBuilder::default()
+                .hugepage_limits(vec![bad])
+                .build()
+                .unwrap(),
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("pageSize"), "{e}");
 }
