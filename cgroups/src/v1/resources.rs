@@ -396,19 +396,27 @@ fn set_blkio(m: &V1Manager, bio: &LinuxBlockIo) -> Result<(), CgroupError> {
     Ok(())
 }
 
+/// net_cls/net_prio are optional v1 controllers (often not mounted): without them the settings
+/// are skipped with a warning, like on v2.
 fn set_network(m: &V1Manager, net: &LinuxNetwork) -> Result<(), CgroupError> {
     if let Some(id) = net.class_id() {
-        let dir = m.require("net_cls", "network.classID")?;
-        fs::write(dir, "net_cls.classid", id.to_string())?;
+        match m.dir("net_cls") {
+            Some(dir) => fs::write(dir, "net_cls.classid", id.to_string())?,
+            None => tracing::warn!("network.classID ignored: net_cls is not mounted"),
+        }
     }
     if let Some(prios) = net.priorities().as_ref().filter(|p| !p.is_empty()) {
-        let dir = m.require("net_prio", "network.priorities")?;
-        for p in prios {
-            fs::write(
-                dir,
-                "net_prio.ifpriomap",
-                format!("{} {}", p.name(), p.priority()),
-            )?;
+        match m.dir("net_prio") {
+            Some(dir) => {
+                for p in prios {
+                    fs::write(
+                        dir,
+                        "net_prio.ifpriomap",
+                        format!("{} {}", p.name(), p.priority()),
+                    )?;
+                }
+            }
+            None => tracing::warn!("network.priorities ignored: net_prio is not mounted"),
         }
     }
     Ok(())
