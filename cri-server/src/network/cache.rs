@@ -67,7 +67,11 @@ impl ResultCache {
     pub fn store(&self, entry: &CacheEntry) -> Result<PathBuf, CniError> {
         std::fs::create_dir_all(&self.dir).map_err(io("create CNI cache dir", &self.dir))?;
         let path = self.path(&entry.network_name, &entry.container_id, &entry.if_name);
-        let tmp = path.with_extension("tmp");
+        // Not `with_extension`: network names and container ids may contain dots.
+        let tmp = self.dir.join(format!(
+            ".{}-{}-{}.tmp",
+            entry.network_name, entry.container_id, entry.if_name
+        ));
         let bytes = serde_json::to_vec(entry).expect("cache entry serializes");
         std::fs::write(&tmp, bytes).map_err(io("write CNI cache", &tmp))?;
         std::fs::rename(&tmp, &path).map_err(io("rename CNI cache", &path))?;
@@ -107,17 +111,28 @@ impl ResultCache {
     /// Every entry of a container, whatever network it was attached to. Corrupt files are
     /// reported by path (with a warning) and otherwise skipped.
     pub fn entries_for(&self, container_id: &str) -> Result<Vec<(PathBuf, CacheEntry)>, CniError> {
+        let needle = format!("-{container_id}-");
+        let mut out = self.scan(|name| name.contains(&needle))?;
+        out.retain(|(_, e)| e.container_id == container_id);
+        Ok(out)
+    }
+
+    /// Every readable entry (for garbage collection after a restart).
+    pub fn entries(&self) -> Result<Vec<(PathBuf, CacheEntry)>, CniError> {
+        self.scan(|_| true)
+    }
+
+    fn scan(&self, want: impl Fn(&str) -> bool) -> Result<Vec<(PathBuf, CacheEntry)>, CniError> {
         let rd = match std::fs::read_dir(&self.dir) {
             Ok(rd) => rd,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(io("read CNI cache dir", &self.dir)(e)),
         };
-        let needle = format!("-{container_id}-");
         let mut out = Vec::new();
         for dirent in rd.filter_map(|e| e.ok()) {
             let name = dirent.file_name();
             let Some(name) = name.to_str() else { continue };
-            if !name.contains(&needle) || name.ends_with(".tmp") {
+            if name.starts_with('.') || !want(name) {
                 continue;
             }
             let path = dirent.path();
@@ -127,8 +142,7 @@ impl ResultCache {
                 Err(e) => return Err(io("read CNI cache", &path)(e)),
             };
             match Self::decode(&path, &bytes) {
-                Ok(entry) if entry.container_id == container_id => out.push((path, entry)),
-                Ok(_) => {}
+                Ok(entry) => out.push((path, entry)),
                 Err(e) => tracing::warn!(error = %e, "ignoring CNI cache file"),
             }
         }
@@ -174,6 +188,9 @@ mod tests {
         assert_eq!(cache.load("n", "abc", "eth0").unwrap(), None);
         let p = cache.store(&entry("n", "abc")).unwrap();
         assert_eq!(p, dir.path().join("results/n-abc-eth0"));
+        let dotted = cache.store(&entry("my.net", "c.1")).unwrap();
+        assert_eq!(dotted, dir.path().join("results/my.net-c.1-eth0"));
+        assert_eq!(cache.entries_for("c.1").unwrap().len(), 1);
         cache.store(&entry("other-net", "abc")).unwrap();
         cache.store(&entry("n", "abcd")).unwrap();
         assert_eq!(

@@ -7,6 +7,7 @@
 //! - [`cache`]: the on-disk result cache.
 //! - [`request`]: what a pod asks for and gets.
 //! - [`netns`]: pinned pod network namespaces.
+//! - [`gc`]: CNI 1.1 STATUS/GC and removal of stale cached attachments.
 //! - [`watch`]: [`CniManager`], NetworkReady tracking of the conf dir, UpdateRuntimeConfig.
 //! - [`template`]: containerd-style `conf_template` rendering.
 
@@ -15,6 +16,7 @@ pub mod cni;
 pub mod conf;
 pub mod error;
 pub mod exec;
+pub mod gc;
 pub mod netns;
 pub mod request;
 pub mod result;
@@ -23,6 +25,7 @@ pub mod watch;
 
 pub use cni::{CniConfig, CniNetwork};
 pub use error::{CniError, PluginError};
+pub use gc::GcReport;
 pub use netns::{NetNs, NetnsError};
 pub use request::{
     Bandwidth, DnsConfig, IpRange, PodNetworkRequest, PodNetworkStatus, PortMapping,
