@@ -108,9 +108,13 @@ fn non_root_user_gets_groups_umask_and_ambient_caps() {
 }
 
 #[test]
-fn rlimits_oom_personality_and_ioprio() {
+fn rlimits_oom_personality_ioprio_and_scheduler() {
     if child_bundle().is_none() {
-        run_in_child("rlimits_oom_personality_and_ioprio", &[], &busybox_bundle());
+        run_in_child(
+            "rlimits_oom_personality_ioprio_and_scheduler",
+            &[],
+            &busybox_bundle(),
+        );
         return;
     }
     let logs = Logs::install();
@@ -123,7 +127,8 @@ fn rlimits_oom_personality_and_ioprio() {
                 {"type": "RLIMIT_NOFILE", "soft": 1000, "hard": 2000},
                 {"type": "RLIMIT_MEMLOCK", "soft": u64::MAX, "hard": u64::MAX}
             ],
-            "ioPriority": {"class": "IOPRIO_CLASS_IDLE", "priority": 0}},
+            "ioPriority": {"class": "IOPRIO_CLASS_IDLE", "priority": 0},
+            "scheduler": {"policy": "SCHED_BATCH", "nice": 5}},
         "linux": {"personality": {"domain": "LINUX32"}}
     }));
     let before: i32 = std::fs::read_to_string("/proc/self/oom_score_adj")
@@ -165,6 +170,14 @@ fn rlimits_oom_personality_and_ioprio() {
     }
     assert_eq!(sh_ok("uname -m").trim(), "i686");
     assert_eq!(sh_ok("ionice -p $$").trim(), "idle");
+    // /proc/self/stat: field 19 is the nice value, field 41 the policy (3 = SCHED_BATCH).
+    let stat = sh_ok("cat /proc/self/stat");
+    let after_comm: Vec<&str> = stat.rsplit_once(") ").unwrap().1.split(' ').collect();
+    assert_eq!(
+        (after_comm[19 - 3], after_comm[41 - 3]),
+        ("5", "3"),
+        "{stat}"
+    );
 
     // A positive score is applied exactly.
     let (s2, p2) = process_of(

@@ -51,6 +51,28 @@ pub const CAPABILITY_NAMES: &[&str] = &[
     "CAP_CHECKPOINT_RESTORE",
 ];
 
+/// The capabilities `runc spec` gives a container.
+pub const RUNC_SPEC_CAPABILITIES: &[&str] =
+    &["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"];
+
+/// The default capability set of containerd/CRI (and Docker) containers.
+pub const CONTAINERD_DEFAULT_CAPABILITIES: &[&str] = &[
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+];
+
 /// Number of a capability name ("CAP_SYS_ADMIN", "sys_admin", "SYS_ADMIN").
 pub fn number(name: &str) -> Option<u32> {
     let upper = name.trim().to_ascii_uppercase();
@@ -228,6 +250,12 @@ mod tests {
         assert_eq!(number("CAP_BOGUS"), None);
         assert_eq!(name(21), "CAP_SYS_ADMIN");
         assert_eq!(name(50), "CAP_50");
+        for n in RUNC_SPEC_CAPABILITIES
+            .iter()
+            .chain(CONTAINERD_DEFAULT_CAPABILITIES)
+        {
+            assert!(number(n).is_some(), "{n}");
+        }
         // Every oci-spec capability maps to a number.
         for c in [
             Capability::SysAdmin,

@@ -9,6 +9,7 @@ pub mod lsm;
 pub mod oom;
 pub mod personality;
 pub mod rlimits;
+pub mod sched;
 pub mod seccomp;
 pub mod seccomp_agent;
 pub mod user;
@@ -64,7 +65,9 @@ pub enum ProcessError {
 }
 
 /// Process attributes set while still root: oomScoreAdj, rlimits, personality, ioPriority,
-/// AppArmor/SELinux exec labels, and the umask.
+/// scheduler, AppArmor/SELinux exec labels, and the umask. (execCPUAffinity is left to the
+/// caller: its `initial` and `final` sets apply at different points of `exec`, see
+/// [`sched::apply_cpu_affinity`].)
 pub fn prepare(process: &Process, spec: &Spec) -> Result<(), ProcessError> {
     if let Some(adj) = process.oom_score_adj() {
         oom::apply(adj)?;
@@ -77,6 +80,9 @@ pub fn prepare(process: &Process, spec: &Spec) -> Result<(), ProcessError> {
     }
     if let Some(io) = process.io_priority() {
         personality::apply_ioprio(io)?;
+    }
+    if let Some(s) = process.scheduler() {
+        sched::apply(s)?;
     }
     if let Some(profile) = process.apparmor_profile() {
         lsm::apply_apparmor(profile)?;

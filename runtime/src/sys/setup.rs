@@ -239,6 +239,59 @@ pub fn seccomp_set_filter(flags: libc::c_ulong, bpf: &[u8]) -> nix::Result<Optio
     }
 }
 
+/// The fields of `struct sched_attr` (sched_setattr(2)) that OCI can set.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SchedAttr {
+    /// SCHED_* policy.
+    pub policy: u32,
+    /// SCHED_FLAG_* bits.
+    pub flags: u64,
+    /// Nice value (SCHED_OTHER/BATCH).
+    pub nice: i32,
+    /// Static priority (SCHED_FIFO/RR).
+    pub priority: u32,
+    /// SCHED_DEADLINE runtime (ns).
+    pub runtime: u64,
+    /// SCHED_DEADLINE deadline (ns).
+    pub deadline: u64,
+    /// SCHED_DEADLINE period (ns).
+    pub period: u64,
+}
+
+#[repr(C)]
+struct RawSchedAttr {
+    size: u32,
+    sched_policy: u32,
+    sched_flags: u64,
+    sched_nice: i32,
+    sched_priority: u32,
+    sched_runtime: u64,
+    sched_deadline: u64,
+    sched_period: u64,
+    sched_util_min: u32,
+    sched_util_max: u32,
+}
+
+/// sched_setattr(0 = calling thread, attr, 0).
+pub fn sched_setattr_self(a: &SchedAttr) -> nix::Result<()> {
+    let raw = RawSchedAttr {
+        size: std::mem::size_of::<RawSchedAttr>() as u32,
+        sched_policy: a.policy,
+        sched_flags: a.flags,
+        sched_nice: a.nice,
+        sched_priority: a.priority,
+        sched_runtime: a.runtime,
+        sched_deadline: a.deadline,
+        sched_period: a.period,
+        sched_util_min: 0,
+        sched_util_max: 1024,
+    };
+    // SAFETY: `raw` is a properly laid out `struct sched_attr` (SCHED_ATTR_SIZE_VER1) whose
+    // size field is set; the kernel only reads it.
+    let rc = unsafe { libc::syscall(libc::SYS_sched_setattr, 0, &raw as *const RawSchedAttr, 0) };
+    Errno::result(rc).map(drop)
+}
+
 /// memfd_create(name, MFD_CLOEXEC): an anonymous file, e.g. to receive libseccomp's BPF.
 pub fn memfd(name: &std::ffi::CStr) -> nix::Result<OwnedFd> {
     // SAFETY: `name` is a valid NUL-terminated string for the duration of the call.
