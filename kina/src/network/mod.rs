@@ -16,6 +16,7 @@
 //! nested setups, in a named one ([`NetworkHost::in_netns`]).
 
 mod bridge;
+mod convert;
 mod error;
 mod host;
 mod ipam;
@@ -34,6 +35,7 @@ use std::path::Path;
 use ipnetwork::{Ipv4Network, Ipv6Network};
 use serde::{Deserialize, Serialize};
 
+pub use convert::API_SERVER_CONTAINER_PORT;
 pub use error::NetworkError;
 pub use host::NetworkHost;
 pub use ports::{PortMapping, Protocol, PublishedPort};
