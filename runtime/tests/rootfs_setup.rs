@@ -220,6 +220,7 @@ fn tmpcopyup_recursive_readonly_and_cgroup_namespace() {
     .unwrap();
     let spec = spec(json!({
         "root": {"path": "rootfs", "readonly": true},
+        "linux": {"rootfsPropagation": "rshared"},
         "mounts": [
             {"destination": "/proc", "type": "proc", "source": "proc"},
             {"destination": "/etc", "type": "tmpfs", "source": "tmpfs", "options": ["tmpcopyup", "mode=755"]},
@@ -233,6 +234,9 @@ fn tmpcopyup_recursive_readonly_and_cgroup_namespace() {
     rootfs::pivot(&root, false).unwrap();
     rootfs::finalize(&spec).unwrap();
 
+    // rootfsPropagation "rshared": the container's root is a shared mount (its own peer group).
+    let root_line = mountinfo_line("/").unwrap();
+    assert!(root_line.contains(" shared:"), "{root_line}");
     // tmpcopyup: the image's /etc content is there, on a writable tmpfs.
     assert_eq!(sh_ok("cat /etc/conf.d/a.conf"), "a=1\n");
     assert_eq!(sh_ok("readlink /etc/a.link").trim(), "conf.d/a.conf");

@@ -106,8 +106,22 @@ pub fn apply_one(r: &PosixRlimit) -> Result<(), ProcessError> {
     }
 }
 
+/// Refuses a type given twice (the runtime spec requires unique types).
+pub fn validate(rlimits: &[PosixRlimit]) -> Result<(), ProcessError> {
+    for (i, r) in rlimits.iter().enumerate() {
+        if rlimits[..i].iter().any(|o| o.typ() == r.typ()) {
+            return Err(ProcessError::Invalid {
+                field: format!("process.rlimits[{i}]"),
+                reason: format!("{:?} is given more than once", r.typ()),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Applies every rlimit of the process.
 pub fn apply(rlimits: &[PosixRlimit]) -> Result<(), ProcessError> {
+    validate(rlimits)?;
     rlimits.iter().try_for_each(apply_one)
 }
 
@@ -151,6 +165,21 @@ mod tests {
             }
         );
         assert!(!clamp(inf, inf, inf).clamped);
+    }
+
+    #[test]
+    fn duplicates_are_refused() {
+        let r: Vec<PosixRlimit> = serde_json::from_str(
+            r#"[{"type":"RLIMIT_NOFILE","soft":1,"hard":2},{"type":"RLIMIT_CORE","soft":0,"hard":0},
+                {"type":"RLIMIT_NOFILE","soft":3,"hard":4}]"#,
+        )
+        .unwrap();
+        let e = validate(&r).unwrap_err().to_string();
+        assert!(
+            e.contains("rlimits[2]") && e.contains("RlimitNofile"),
+            "{e}"
+        );
+        assert!(validate(&r[..2]).is_ok());
     }
 
     #[test]

@@ -156,6 +156,17 @@ fn rootfs_propagation(spec: &Spec) -> Result<Option<MsFlags>, RootfsError> {
 /// Sets up the rootfs (see the module docs). Runs in the container's new mount namespace.
 pub fn prepare(spec: &Spec, bundle: &Path, cgroup_ns: bool) -> Result<(), RootfsError> {
     let rootfs = rootfs_path(spec, bundle)?;
+    if let Some(label) = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.mount_label().as_deref())
+        && !label.is_empty()
+    {
+        tracing::warn!(
+            label,
+            "linux.mountLabel is not applied (SELinux mount contexts are not supported)"
+        );
+    }
     // Never let our mounts propagate back to the host. A shared root propagation is applied
     // after the root switch (see finalize), to the container's own root only.
     let prop = rootfs_propagation(spec)?;
