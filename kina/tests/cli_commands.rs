@@ -264,6 +264,13 @@ fn delete_cluster_removes_store_entries_and_kubeconfig_context() {
     assert!(s.store().list().unwrap().is_empty());
     let o = s.run(&["delete", "clusters"]);
     assert!(!o.status.success(), "names or --all are required");
+    let o = s.run(&["delete", "cluster", "--name", "../etc"]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("\"../etc\" is not a valid cluster name"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]

@@ -297,6 +297,18 @@ fn mounts_need_paths() {
 }
 
 #[test]
+fn node_labels_must_be_kubernetes_labels() {
+    one(
+        &format!(
+            "{HEAD}nodes:\n- role: control-plane\n  labels:\n    tier: frontend\n    bad key: x\n"
+        ),
+        "nodes[0].labels.bad key",
+        7,
+        "label key",
+    );
+}
+
+#[test]
 fn cluster_name_follows_kinds_rule() {
     one(
         &format!("{HEAD}name: My_Cluster\n"),

@@ -99,6 +99,11 @@ pub fn validate(c: &Cluster) -> Vec<FieldError> {
         if n.image.is_empty() {
             err(&mut errs, p.key("image"), "image is a required field");
         }
+        for (k, v) in &n.labels {
+            if let Err(e) = validate_label(k, v) {
+                err(&mut errs, p.key("labels").key(k), e);
+            }
+        }
         for (j, m) in n.extra_mounts.iter().enumerate() {
             let mp = p.key("extraMounts").index(j);
             if m.host_path.is_empty() {
@@ -175,6 +180,55 @@ pub fn valid_name(name: &str) -> bool {
         && name
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
+}
+
+/// A Kubernetes label: `[prefix/]name` with a DNS-subdomain prefix, and a value, both
+/// as the API server (and the kubelet's `--node-labels`) accept them.
+fn validate_label(key: &str, value: &str) -> Result<(), String> {
+    let (prefix, name) = match key.rsplit_once('/') {
+        Some((p, n)) => (Some(p), n),
+        None => (None, key),
+    };
+    if let Some(p) = prefix {
+        let ok = !p.is_empty()
+            && p.len() <= 253
+            && p.split('.').all(|l| {
+                !l.is_empty()
+                    && l.len() <= 63
+                    && l.bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                    && !l.starts_with('-')
+                    && !l.ends_with('-')
+            });
+        if !ok {
+            return Err(format!(
+                "label key {key:?}: prefix must be a DNS subdomain (lowercase letters, digits, '-' and '.')"
+            ));
+        }
+    }
+    if !label_name_ok(name, false) {
+        return Err(format!(
+            "label key {key:?}: name must be 1-63 characters of letters, digits, '-', '_' or '.', starting and ending alphanumeric"
+        ));
+    }
+    if !label_name_ok(value, true) {
+        return Err(format!(
+            "label value {value:?}: must be at most 63 characters of letters, digits, '-', '_' or '.', starting and ending alphanumeric"
+        ));
+    }
+    Ok(())
+}
+
+fn label_name_ok(s: &str, may_be_empty: bool) -> bool {
+    if s.is_empty() {
+        return may_be_empty;
+    }
+    let b = s.as_bytes();
+    s.len() <= 63
+        && b[0].is_ascii_alphanumeric()
+        && b[b.len() - 1].is_ascii_alphanumeric()
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
 }
 
 fn validate_port(port: i32) -> Result<(), String> {
@@ -336,6 +390,20 @@ mod tests {
         assert!(check_binding(&mut b, any6, 80, Protocol::Tcp).is_some());
         assert!(check_binding(&mut b, lo, 81, Protocol::Tcp).is_none());
         assert!(check_binding(&mut b, lo, 81, Protocol::Tcp).is_some());
+    }
+
+    #[test]
+    fn labels_follow_kubernetes_syntax() {
+        assert!(validate_label("tier", "frontend").is_ok());
+        assert!(validate_label("ingress-ready", "true").is_ok());
+        assert!(validate_label("node.kubernetes.io/exclude", "").is_ok());
+        assert!(validate_label("example.com/My_Label.1", "v-1").is_ok());
+        assert!(validate_label("", "x").is_err());
+        assert!(validate_label("-tier", "x").is_err());
+        assert!(validate_label("Example.com/x", "x").is_err());
+        assert!(validate_label("/x", "x").is_err());
+        assert!(validate_label("tier", "has space").is_err());
+        assert!(validate_label("tier", &"a".repeat(64)).is_err());
     }
 
     #[test]
