@@ -266,3 +266,42 @@ fn check_passes_for_a_live_pod_and_fails_once_its_interface_is_gone() {
         assert!(veths().is_empty());
     });
 }
+
+#[test]
+fn dual_stack_pod_gets_ipv4_first_and_answers_on_ipv6_too() {
+    in_fresh_netns(|| async {
+        let mut env = TestEnv::new();
+        let conf = env
+            .conflist("kt", "1.0.0", "10.88.8.0/24", &[LOOPBACK])
+            .replace(
+                r#"[[{"subnet": "10.88.8.0/24"}]]"#,
+                r#"[[{"subnet": "10.88.8.0/24"}], [{"subnet": "fd00:88:8::/64"}]]"#,
+            );
+        assert!(conf.contains("fd00:88:8::/64"));
+        env.write_conf("10-kt.conflist", &conf);
+        let mgr = CniManager::new(env.config.clone());
+        let ns = env.new_netns("pod1");
+        let pod = env.pod("c1", &ns);
+        let status = mgr.setup(&pod).await.expect("ADD");
+        assert_eq!(status.ips.len(), 2, "{:?}", status.ips);
+        assert!(status.ips[0].address.is_ipv4());
+        assert!(status.ips[1].address.is_ipv6());
+        assert_eq!(status.ips[1].address.prefix(), 64);
+        assert_eq!(env.leases("kt").len(), 2);
+        let v6 = status.ips[1].address.ip();
+        // The fresh bridge's gateway address is in duplicate address detection for a
+        // moment; a connection made before that ends would pick an unusable source address.
+        assert!(wait_until(
+            || !run("ip", &["-6", "addr"]).contains("tentative")
+        ));
+        let srv = serve_once_in6(&ns, 8080, b"over v6");
+        assert_eq!(
+            fetch(SocketAddr::new(v6, 8080)).expect("connect v6"),
+            b"over v6"
+        );
+        assert!(srv.join().unwrap());
+        mgr.teardown(&pod).await.expect("DEL");
+        assert!(env.leases("kt").is_empty());
+        assert!(veths().is_empty());
+    });
+}

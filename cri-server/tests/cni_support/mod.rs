@@ -185,11 +185,20 @@ pub const LOOPBACK: &str = r#"{"type": "loopback"}"#;
 
 /// A TCP server inside `netns` answering one connection with `reply`; gives up after 20 s.
 pub fn serve_once_in(netns: &Path, port: u16, reply: &'static [u8]) -> JoinHandle<bool> {
+    serve_once_at(netns, SocketAddr::from(([0, 0, 0, 0], port)), reply)
+}
+
+/// [`serve_once_in`] on the IPv6 wildcard address.
+pub fn serve_once_in6(netns: &Path, port: u16, reply: &'static [u8]) -> JoinHandle<bool> {
+    serve_once_at(netns, SocketAddr::from(([0u16; 8], port)), reply)
+}
+
+fn serve_once_at(netns: &Path, addr: SocketAddr, reply: &'static [u8]) -> JoinHandle<bool> {
     let ns = std::fs::File::open(netns).expect("open pod netns");
     let (tx, rx) = mpsc::channel();
     let h = std::thread::spawn(move || {
         setns(ns.as_fd(), CloneFlags::CLONE_NEWNET).expect("setns into pod netns");
-        let l = TcpListener::bind(("0.0.0.0", port)).expect("bind in pod netns");
+        let l = TcpListener::bind(addr).expect("bind in pod netns");
         l.set_nonblocking(true).unwrap();
         tx.send(()).unwrap();
         let deadline = Instant::now() + Duration::from_secs(20);
