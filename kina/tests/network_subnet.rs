@@ -59,7 +59,7 @@ async fn two_clusters_do_not_collide() {
         .unwrap();
     let b = host
         .net()
-        .ensure_cluster_network("b", IpFamily::Ipv4)
+        .ensure_cluster_network("b.v2_x", IpFamily::Ipv4)
         .await
         .unwrap();
     assert_ne!(a.bridge, b.bridge);
@@ -79,7 +79,7 @@ async fn two_clusters_do_not_collide() {
     assert_ne!(la.host_veth, lb.host_veth);
 
     let ruleset = host.ns.ruleset();
-    assert!(ruleset.contains("table inet kina-a") && ruleset.contains("table inet kina-b"));
+    assert!(ruleset.contains("table inet kina-a") && ruleset.contains("table inet kina-b.v2_x"));
     assert!(na.pings(&a.gateway4.unwrap().to_string()));
     assert!(nb.pings(&b.gateway4.unwrap().to_string()));
 
@@ -96,7 +96,7 @@ async fn two_clusters_do_not_collide() {
     );
     let ruleset = host.ns.ruleset();
     assert!(
-        !ruleset.contains("kina-a") && ruleset.contains("table inet kina-b"),
+        !ruleset.contains("kina-a") && ruleset.contains("table inet kina-b.v2_x"),
         "{ruleset}"
     );
     assert!(nb.pings(&b.gateway4.unwrap().to_string()), "b still works");
@@ -110,7 +110,7 @@ async fn two_clusters_do_not_collide() {
         .await
         .unwrap();
     assert!(!c.v4.unwrap().overlaps(b.v4.unwrap()));
-    host.net().delete_cluster_network("b").await.unwrap();
+    host.net().delete_cluster_network("b.v2_x").await.unwrap();
     host.net().delete_cluster_network("c").await.unwrap();
     assert_eq!(host.ns.links(), ["lo"]);
     assert_eq!(host.ns.ruleset().trim(), "");
