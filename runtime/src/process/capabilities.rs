@@ -116,8 +116,12 @@ pub struct CapPlan {
     pub inheritable: u64,
     /// Ambient set.
     pub ambient: u64,
-    /// Human-readable warnings ("set X: CAP_Y is not in the host's bounding set").
+    /// Capabilities the host lacks ("capabilities.effective: dropping CAP_Y (not in the
+    /// host's bounding set)"): always worth a warning.
     pub warnings: Vec<String>,
+    /// Capabilities dropped to keep the kernel's invariants (e.g. ambient without
+    /// inheritable): the spec asks for something that cannot take effect.
+    pub adjustments: Vec<String>,
 }
 
 fn names(mut m: u64) -> Vec<String> {
@@ -144,13 +148,13 @@ pub fn plan(caps: Option<&LinuxCapabilities>, host_bounding: u64) -> CapPlan {
         inheritable: get(LinuxCapabilities::inheritable),
         ambient: get(LinuxCapabilities::ambient),
         warnings: Vec::new(),
+        adjustments: Vec::new(),
     };
-    let mut warnings = Vec::new();
-    let mut p_warn = |set: &str, dropped: u64, why: &str| {
-        warnings.push(format!(
+    let msg = |set: &str, dropped: u64, why: &str| {
+        format!(
             "capabilities.{set}: dropping {} ({why})",
             names(dropped).join(", ")
-        ));
+        )
     };
     for (set, v) in [
         ("bounding", &mut p.bounding),
@@ -161,26 +165,29 @@ pub fn plan(caps: Option<&LinuxCapabilities>, host_bounding: u64) -> CapPlan {
     ] {
         let dropped = *v & !host_bounding;
         if dropped != 0 {
-            p_warn(set, dropped, "not in the host's bounding set");
+            p.warnings
+                .push(msg(set, dropped, "not in the host's bounding set"));
             *v &= host_bounding;
         }
     }
     let d = p.effective & !p.permitted;
     if d != 0 {
-        p_warn("effective", d, "not in the permitted set");
+        p.adjustments
+            .push(msg("effective", d, "not in the permitted set"));
         p.effective &= p.permitted;
     }
     let d = p.inheritable & !p.bounding;
     if d != 0 {
-        p_warn("inheritable", d, "not in the bounding set");
+        p.adjustments
+            .push(msg("inheritable", d, "not in the bounding set"));
         p.inheritable &= p.bounding;
     }
     let d = p.ambient & !(p.permitted & p.inheritable);
     if d != 0 {
-        p_warn("ambient", d, "not both permitted and inheritable");
+        p.adjustments
+            .push(msg("ambient", d, "not both permitted and inheritable"));
         p.ambient &= p.permitted & p.inheritable;
     }
-    p.warnings = warnings;
     p
 }
 
@@ -328,6 +335,8 @@ mod tests {
         assert_eq!(p.effective, 0, "kill is not permitted");
         assert_eq!(p.inheritable, 1, "kill is not in bounding");
         assert_eq!(p.ambient, 1);
+        assert_eq!(p.adjustments.len(), 3, "{:?}", p.adjustments);
+        assert!(p.warnings.is_empty());
         assert_eq!(plan(None, u64::MAX), CapPlan::default());
     }
 

@@ -111,6 +111,15 @@ pub fn set_identity_and_caps(process: &Process) -> Result<(), ProcessError> {
     for w in &plan.warnings {
         tracing::warn!("{w}");
     }
+    // For uid 0 these are harmless (exec as root gains the bounding set anyway; `runc spec`
+    // asks for ambient caps without inheritable ones), so they only matter for other users.
+    for a in &plan.adjustments {
+        if process.user().uid() == 0 {
+            tracing::debug!("{a}");
+        } else {
+            tracing::warn!("{a}");
+        }
+    }
     capabilities::apply_bounding(&plan)?;
     let keep = |on: bool| {
         nix::sys::prctl::set_keepcaps(on).map_err(|e| ProcessError::Sys {
