@@ -156,6 +156,7 @@ pub fn plan(caps: Option<&LinuxCapabilities>, host_bounding: u64) -> CapPlan {
             names(dropped).join(", ")
         )
     };
+    let mut lacking: Vec<(u32, Vec<&str>)> = Vec::new();
     for (set, v) in [
         ("bounding", &mut p.bounding),
         ("effective", &mut p.effective),
@@ -163,12 +164,24 @@ pub fn plan(caps: Option<&LinuxCapabilities>, host_bounding: u64) -> CapPlan {
         ("inheritable", &mut p.inheritable),
         ("ambient", &mut p.ambient),
     ] {
-        let dropped = *v & !host_bounding;
-        if dropped != 0 {
-            p.warnings
-                .push(msg(set, dropped, "not in the host's bounding set"));
-            *v &= host_bounding;
+        let mut dropped = *v & !host_bounding;
+        *v &= host_bounding;
+        while dropped != 0 {
+            let cap = dropped.trailing_zeros();
+            match lacking.iter_mut().find(|(c, _)| *c == cap) {
+                Some((_, sets)) => sets.push(set),
+                None => lacking.push((cap, vec![set])),
+            }
+            dropped &= dropped - 1;
         }
+    }
+    lacking.sort();
+    for (cap, sets) in lacking {
+        p.warnings.push(format!(
+            "{} is not in the host's bounding set: dropped from capabilities.{{{}}}",
+            name(cap),
+            sets.join(",")
+        ));
     }
     let d = p.effective & !p.permitted;
     if d != 0 {
@@ -305,7 +318,7 @@ mod tests {
             ),
             (want, want, want, want, want)
         );
-        assert_eq!(p.warnings.len(), 5);
+        assert_eq!(p.warnings.len(), 1, "{:?}", p.warnings);
         assert!(
             p.warnings[0].contains("CAP_SYS_RESOURCE"),
             "{:?}",
