@@ -180,9 +180,15 @@ impl CniNetwork {
                 }
             }
         }
-        let (raw, result) = match (prev, parsed) {
-            (Some(raw), Some(result)) => (raw, result),
-            _ => unreachable!("a network list has at least one plugin"),
+        let (Some(raw), Some(result)) = (prev, parsed) else {
+            // Only reachable with a hand-built list without plugins.
+            let _ = self
+                .cache
+                .remove(&self.list.name, a.container_id, &self.config.ifname);
+            return Err(CniError::InvalidConfig {
+                path: self.list.source.clone(),
+                reason: "network list has no plugins".into(),
+            });
         };
         entry.result = Some(raw.clone());
         if let Err(err) = self.cache.store(&entry) {

@@ -17,6 +17,9 @@ use super::error::CniError;
 use super::request::{PodNetworkRequest, PodNetworkStatus};
 use super::template::{TemplateData, render};
 
+/// How often [`CniManager::watch`] looks at the conf dir unless told otherwise.
+pub const DEFAULT_WATCH_INTERVAL: Duration = Duration::from_secs(1);
+
 /// The file UpdateRuntimeConfig writes the rendered template to.
 pub const TEMPLATE_OUTPUT: &str = "10-kina-net.conflist";
 
@@ -138,7 +141,8 @@ impl CniManager {
         }
     }
 
-    /// ADD on the current network.
+    /// ADD on the current network. Host-network pods do not call this (nor teardown):
+    /// that is the caller's decision.
     pub async fn setup(&self, pod: &PodNetworkRequest) -> Result<PodNetworkStatus, CniError> {
         self.network()?.setup(pod).await
     }
