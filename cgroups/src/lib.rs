@@ -5,6 +5,20 @@
 //! `linux.cgroupsPath` into a cgroup path, and [`manager`] returns the [`CgroupManager`] for the
 //! detected layout, which creates the cgroup, moves processes into it, applies
 //! `linux.resources`, freezes/thaws, lists processes, reads [`Stats`] and removes it.
+//!
+//! ```no_run
+//! use kina_cgroups::CgroupManager;
+//! # fn main() -> Result<(), kina_cgroups::CgroupError> {
+//! let path = kina_cgroups::resolve_path(Some("/kina/ctr1"), "ctr1")?;
+//! let cg = kina_cgroups::manager(&path)?;
+//! cg.apply(4242)?; // the container's init
+//! cg.set(&oci_spec::runtime::LinuxResources::default())?;
+//! let usage = cg.stats()?.memory.working_set;
+//! # let _ = usage;
+//! cg.destroy()?; // after its processes are gone
+//! # Ok(())
+//! # }
+//! ```
 #![deny(unsafe_code)]
 
 pub mod convert;

@@ -45,10 +45,16 @@ pub fn resolve_path(
         }
         return Ok(PathBuf::from("/").join(container_id));
     }
-    if !raw.starts_with('/') && raw.matches(':').count() == 2 {
-        return expand_systemd(raw);
+    let path = if !raw.starts_with('/') && raw.matches(':').count() == 2 {
+        expand_systemd(raw)?
+    } else {
+        clean(raw)?
+    };
+    if path == Path::new("/") {
+        // Limits would apply to the whole host and destroy would target the root.
+        return Err(invalid(raw, "must name a cgroup below the root"));
     }
-    clean(raw)
+    Ok(path)
 }
 
 /// Normalises a cgroupfs path: absolute, no `.`/empty components, no `..`.
@@ -164,8 +170,16 @@ mod tests {
     }
 
     #[test]
-    fn rejects_dotdot() {
-        for bad in ["/kina/../etc", "../x", "/a/..", "a\0b"] {
+    fn rejects_dotdot_and_root() {
+        for bad in [
+            "/kina/../etc",
+            "../x",
+            "/a/..",
+            "a\0b",
+            "/",
+            "//./",
+            "-.slice::-.slice",
+        ] {
             let e = r(bad).unwrap_err();
             assert!(matches!(e, CgroupError::InvalidPath { .. }), "{bad}: {e}");
         }
