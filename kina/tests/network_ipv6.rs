@@ -8,6 +8,12 @@ use network_support::{Netns, TestHost, eventually, tcp_get, tcp_server};
 #[tokio::test]
 async fn dual_stack_nodes_get_both_families_and_reach_the_gateways() {
     let host = TestHost::new();
+    // An uplink that learns its IPv6 routes from router advertisements.
+    host.ns.ok(&[
+        "ip", "link", "add", "lan0", "type", "veth", "peer", "name", "lan1",
+    ]);
+    host.ns
+        .ok(&["sysctl", "-w", "net.ipv6.conf.lan0.accept_ra=1"]);
     let net = host
         .net()
         .ensure_cluster_network("dual", IpFamily::Dual)
@@ -16,6 +22,8 @@ async fn dual_stack_nodes_get_both_families_and_reach_the_gateways() {
     assert_eq!(net.v6.unwrap().to_string(), "fc00:f853:ccd:e793::/64");
     let gw6 = net.gateway6.unwrap().to_string();
     assert_eq!(gw6, "fc00:f853:ccd:e793::1");
+    // Forwarding would make the kernel ignore those advertisements: kina keeps them accepted.
+    assert_eq!(host.ns.sysctl("net.ipv6.conf.lan0.accept_ra"), "2");
     assert_eq!(host.ns.sysctl("net.ipv6.conf.all.forwarding"), "1");
 
     let (n1, n2) = (Netns::new(), Netns::new());
@@ -79,8 +87,11 @@ async fn dual_stack_nodes_get_both_families_and_reach_the_gateways() {
     );
 
     host.net().delete_cluster_network("dual").await.unwrap();
-    assert_eq!(host.ns.links(), ["lo"]);
+    let mut links = host.ns.links();
+    links.sort();
+    assert_eq!(links, ["lan0", "lan1", "lo"]);
     assert_eq!(host.ns.sysctl("net.ipv6.conf.all.forwarding"), "0");
+    assert_eq!(host.ns.sysctl("net.ipv6.conf.lan0.accept_ra"), "1");
 }
 
 #[tokio::test]

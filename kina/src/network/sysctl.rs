@@ -57,11 +57,42 @@ fn forwarding_keys(family: IpFamily) -> Vec<&'static str> {
     keys
 }
 
+/// Interfaces (and `default`) whose `accept_ra` is 1, which stops working once IPv6 forwarding
+/// is on.
+fn ra_accepting_interfaces() -> Result<Vec<String>, NetworkError> {
+    let dir = path("net/ipv6/conf");
+    let entries = fs::read_dir(&dir).map_err(|source| NetworkError::Sysctl {
+        key: "net/ipv6/conf".into(),
+        source,
+    })?;
+    let mut keys = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let key = format!("net/ipv6/conf/{name}/accept_ra");
+        if name != "all" && read(&key).is_ok_and(|v| v == "1") {
+            keys.push(key);
+        }
+    }
+    keys.sort();
+    Ok(keys)
+}
+
 /// Turns on forwarding for `family`; returns the changes actually made (already-on keys are not
-/// reported). Note that IPv6 forwarding makes the kernel ignore router advertisements on
-/// interfaces with `accept_ra=1`, as with Docker and kind.
+/// reported). IPv6 forwarding makes the kernel ignore router advertisements on interfaces with
+/// `accept_ra=1`, which would silently drop the host's SLAAC routes; those interfaces are moved
+/// to `accept_ra=2` (accept even when forwarding) first.
 pub(crate) fn enable_forwarding(family: IpFamily) -> Result<Vec<SysctlChange>, NetworkError> {
     let mut changes = Vec::new();
+    if family.has_v6() && read("net/ipv6/conf/all/forwarding")? != "1" {
+        for key in ra_accepting_interfaces()? {
+            write(&key, "2")?;
+            changes.push(SysctlChange {
+                key,
+                previous: "1".into(),
+                value: "2".into(),
+            });
+        }
+    }
     for key in forwarding_keys(family) {
         let previous = read(key)?;
         if previous != "1" {
@@ -77,9 +108,13 @@ pub(crate) fn enable_forwarding(family: IpFamily) -> Result<Vec<SysctlChange>, N
     Ok(changes)
 }
 
-/// Puts back values kina changed, unless someone changed them since.
+/// Puts back values kina changed, unless someone changed them since (or the interface is gone),
+/// in reverse order.
 pub(crate) fn restore(changes: &[SysctlChange]) -> Result<(), NetworkError> {
-    for change in changes {
+    for change in changes.iter().rev() {
+        if !path(&change.key).exists() {
+            continue;
+        }
         if read(&change.key)? == change.value {
             write(&change.key, &change.previous)?;
             tracing::info!(key = %change.key, value = %change.previous, "restored sysctl");
