@@ -322,3 +322,46 @@ fn user_namespace_falls_back_to_bind_mounts() {
         logs.text()
     );
 }
+
+#[test]
+fn comounted_cgroup_controllers_get_symlinks() {
+    let Some(bundle) = child_bundle() else {
+        let b = busybox_bundle();
+        std::fs::create_dir_all(b.path().join("fake-cpu-cpuacct/kina")).unwrap();
+        std::fs::write(b.path().join("fake-cpu-cpuacct/kina/cpu.shares"), "1024\n").unwrap();
+        run_in_child("comounted_cgroup_controllers_get_symlinks", &[], &b);
+        return;
+    };
+    // A host with cpu and cpuacct co-mounted at /sys/fs/cgroup/cpu,cpuacct, sharing the host's
+    // cgroup namespace (bind of the container's own cgroup directory).
+    let hier = [rootfs::cgroup::Hierarchy {
+        name: "cpu,cpuacct".into(),
+        fs_type: "cgroup".into(),
+        data: "cpu,cpuacct".into(),
+        bind_source: bundle.join("fake-cpu-cpuacct/kina"),
+    }];
+    let root = bundle.join("rootfs");
+    let ctx = rootfs::mounts::MountContext {
+        rootfs: &root,
+        bundle: &bundle,
+        cgroup_ns: false,
+    };
+    let flags = nix::mount::MsFlags::MS_NOSUID | nix::mount::MsFlags::MS_RDONLY;
+    rootfs::cgroup::mount_hierarchies(&ctx, Path::new("/sys/fs/cgroup"), flags, &hier).unwrap();
+    let cg = root.join("sys/fs/cgroup");
+    assert_eq!(
+        std::fs::read_link(cg.join("cpu")).unwrap(),
+        Path::new("cpu,cpuacct")
+    );
+    assert_eq!(
+        std::fs::read_link(cg.join("cpuacct")).unwrap(),
+        Path::new("cpu,cpuacct")
+    );
+    assert_eq!(
+        std::fs::read_to_string(cg.join("cpu/cpu.shares")).unwrap(),
+        "1024\n"
+    );
+    // Read-only: neither the tmpfs nor the hierarchy can be written.
+    assert!(std::fs::write(cg.join("cpu/cpu.shares"), "2").is_err());
+    assert!(std::fs::create_dir(cg.join("new")).is_err());
+}

@@ -169,6 +169,18 @@ fn read_own() -> Result<Vec<OwnCgroup>, RootfsError> {
 
 fn mount_v1(ctx: &MountContext<'_>, dest: &Path, flags: MsFlags) -> Result<(), RootfsError> {
     let hier = hierarchies(&mountinfo::read_self()?, &read_own()?);
+    mount_hierarchies(ctx, dest, flags, &hier)
+}
+
+/// The v1 layout at `dest`: a tmpfs, one mount per hierarchy (fresh with a cgroup namespace,
+/// a bind of `bind_source` otherwise), symlinks for co-mounted controllers, then the tmpfs
+/// remounted read-only when `flags` has MS_RDONLY.
+pub fn mount_hierarchies(
+    ctx: &MountContext<'_>,
+    dest: &Path,
+    flags: MsFlags,
+    hier: &[Hierarchy],
+) -> Result<(), RootfsError> {
     let (fd, _) = paths::open_in_root(ctx.rootfs, dest, Target::Dir)?;
     let tmpfs_flags = flags & !MsFlags::MS_RDONLY;
     sys_mount(
@@ -181,7 +193,7 @@ fn mount_v1(ctx: &MountContext<'_>, dest: &Path, flags: MsFlags) -> Result<(), R
     )?;
     drop(fd);
     let tmpfs = open_existing(ctx.rootfs, dest)?;
-    for h in &hier {
+    for h in hier {
         let sub = dest.join(&h.name);
         let (fd, _) = paths::open_in_root(ctx.rootfs, &sub, Target::Dir)?;
         let target = proc_fd_path(&fd);
