@@ -126,6 +126,11 @@ impl Drop for TestCgroup {
         {
             eprintln!("cleanup of {} failed: {e}", self.root.display());
         }
+        // Every test also checks that nothing leaked (unless it is already failing).
+        let left = existing_dirs(&self.root);
+        if !std::thread::panicking() {
+            assert!(left.is_empty(), "cgroup directories leaked: {left:?}");
+        }
     }
 }
 
