@@ -13,7 +13,8 @@ use crate::kubeconfig;
 pub enum Export {
     /// Exports cluster kubeconfig.
     Kubeconfig(ExportKubeconfigArgs),
-    /// Exports logs to a tempdir or [DIR] if specified.
+    /// Exports logs to a tempdir or DIR if specified
+    #[command(about = "Exports logs to a tempdir or [DIR] if specified")]
     Logs(ExportLogsArgs),
 }
 

@@ -48,25 +48,29 @@ pub struct Cli {
 /// Top-level commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Creates one of [cluster].
+    /// Creates cluster
+    #[command(about = "Creates one of [cluster]")]
     Create {
         /// What to create.
         #[command(subcommand)]
         what: create::Create,
     },
-    /// Deletes one of [cluster, clusters].
+    /// Deletes cluster, clusters
+    #[command(about = "Deletes one of [cluster, clusters]")]
     Delete {
         /// What to delete.
         #[command(subcommand)]
         what: delete::Delete,
     },
-    /// Gets one of [clusters, nodes, kubeconfig].
+    /// Gets clusters, nodes, kubeconfig
+    #[command(about = "Gets one of [clusters, nodes, kubeconfig]")]
     Get {
         /// What to get.
         #[command(subcommand)]
         what: get::Get,
     },
-    /// Exports one of [kubeconfig, logs].
+    /// Exports kubeconfig, logs
+    #[command(about = "Exports one of [kubeconfig, logs]")]
     Export {
         /// What to export.
         #[command(subcommand)]
@@ -78,7 +82,8 @@ pub enum Command {
         #[command(subcommand)]
         what: load::Load,
     },
-    /// Build one of [node-image].
+    /// Build node-image
+    #[command(about = "Build one of [node-image]")]
     Build {
         /// What to build.
         #[command(subcommand)]
