@@ -1,13 +1,13 @@
 //! Runtime housekeeping with real plugins: GC after a restart deletes the attachments of
 //! sandboxes that no longer exist, and capability args reach the plugins that declare them
-//! (bandwidth shaping appears on the pod's veth and goes with DEL).
+//! (bandwidth shaping, IP ranges), and concurrent pods do not trip over each other.
 
 mod cni_support;
 
 use std::collections::HashSet;
 
 use cni_support::*;
-use cri_server::network::{Bandwidth, CniManager};
+use cri_server::network::{Bandwidth, CniManager, IpRange};
 
 #[test]
 fn gc_after_restart_deletes_only_stale_attachments() {
@@ -89,5 +89,80 @@ fn bandwidth_capability_reaches_the_plugin_and_del_removes_the_shaping() {
         assert!(!run("tc", &["qdisc", "show"]).contains("tbf"));
         assert!(run("ip", &["-o", "link", "show", "type", "ifb"]).is_empty());
         assert!(veths().is_empty());
+    });
+}
+
+#[test]
+fn ip_ranges_capability_steers_host_local() {
+    in_fresh_netns(|| async {
+        let mut env = TestEnv::new();
+        let conf = env
+            .conflist("kt", "1.0.0", "10.88.32.0/24", &[LOOPBACK])
+            .replacen(
+                r#""type": "bridge","#,
+                r#""type": "bridge", "capabilities": {"ipRanges": true},"#,
+                1,
+            )
+            // host-local prepends runtime ranges to its own: leave it none.
+            .replace(r#"[[{"subnet": "10.88.32.0/24"}]]"#, "[]");
+        assert!(conf.contains(r#""ranges": []"#), "{conf}");
+        env.write_conf("10-kt.conflist", &conf);
+        let mgr = CniManager::new(env.config.clone());
+        let ns = env.new_netns("pod1");
+        let mut pod = env.pod("c1", &ns);
+        pod.ip_ranges = vec![vec![IpRange {
+            subnet: "10.88.33.0/24".parse().unwrap(),
+            range_start: Some("10.88.33.100".parse().unwrap()),
+            range_end: None,
+            gateway: None,
+        }]];
+        let status = mgr.setup(&pod).await.expect("ADD");
+        assert_eq!(status.primary_ip().unwrap().to_string(), "10.88.33.100");
+        mgr.teardown(&pod).await.expect("DEL");
+        assert!(env.leases("kt").is_empty());
+    });
+}
+
+#[test]
+fn concurrent_pods_get_distinct_addresses_and_all_detach() {
+    in_fresh_netns(|| async {
+        let mut env = TestEnv::new();
+        env.write_conf(
+            "10-kt.conflist",
+            &env.conflist("kt", "1.0.0", "10.88.34.0/24", &[PORTMAP, LOOPBACK]),
+        );
+        let mgr = CniManager::new(env.config.clone());
+        let pods: Vec<_> = (0..4)
+            .map(|i| {
+                let ns = env.new_netns(&format!("pod{i}"));
+                env.pod(&format!("c{i}"), &ns)
+            })
+            .collect();
+        let (a, b, c, d) = tokio::join!(
+            mgr.setup(&pods[0]),
+            mgr.setup(&pods[1]),
+            mgr.setup(&pods[2]),
+            mgr.setup(&pods[3])
+        );
+        let mut ips: Vec<String> = [a, b, c, d]
+            .into_iter()
+            .map(|r| r.expect("ADD").primary_ip().unwrap().to_string())
+            .collect();
+        ips.sort();
+        ips.dedup();
+        assert_eq!(ips.len(), 4, "{ips:?}");
+        assert_eq!(env.leases("kt"), ips);
+        assert_eq!(veths().len(), 4);
+        let (a, b, c, d) = tokio::join!(
+            mgr.teardown(&pods[0]),
+            mgr.teardown(&pods[1]),
+            mgr.teardown(&pods[2]),
+            mgr.teardown(&pods[3])
+        );
+        for r in [a, b, c, d] {
+            r.expect("DEL");
+        }
+        assert!(veths().is_empty(), "{:?}", veths());
+        assert!(env.leases("kt").is_empty());
     });
 }
