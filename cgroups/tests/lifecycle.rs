@@ -232,7 +232,7 @@ fn destroy_removes_every_directory() {
         .unwrap()
         .apply(p.pid)
         .unwrap();
-    unsafe_free_kill(p.pid);
+    kill_and_wait(p.pid);
     t.mgr.destroy().unwrap();
     assert!(!t.mgr.exists());
     assert_eq!(existing_dirs(&t.path), Vec::<std::path::PathBuf>::new());
@@ -280,7 +280,7 @@ fn join_of_a_missing_process_fails_with_the_file() {
     assert!(t.mgr.apply(0).is_err());
 }
 
-fn unsafe_free_kill(pid: i32) {
+fn kill_and_wait(pid: i32) {
     let _ = std::process::Command::new("kill")
         .arg("-9")
         .arg(pid.to_string())
