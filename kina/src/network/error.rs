@@ -38,7 +38,7 @@ pub enum NetworkError {
     /// Entering a network namespace failed.
     #[error("network namespace {path}: {source}")]
     Netns {
-        /// Namespace file (e.g. /var/run/netns/x or /proc/<pid>/ns/net).
+        /// Namespace file (e.g. `/var/run/netns/x` or `/proc/<pid>/ns/net`).
         path: PathBuf,
         /// Underlying error.
         source: std::io::Error,

@@ -151,8 +151,8 @@ impl NetworkHost {
     }
 
     /// Sets the published ports of `node` to `mappings` (replacing its previous set) and returns
-    /// what was published. Host port 0 picks a free port, which is kept on later calls. Use a
-    /// `127.0.0.1` mapping to container port 6443 for the API server.
+    /// what was published. Host port 0 picks a free port, which is kept on later calls. For a
+    /// control-plane node include [`PortMapping::api_server`] (127.0.0.1 → 6443 by default).
     pub async fn publish_ports(
         &self,
         net: &ClusterNetwork,
