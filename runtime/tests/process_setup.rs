@@ -128,7 +128,8 @@ fn rlimits_oom_personality_ioprio_and_scheduler() {
                 {"type": "RLIMIT_MEMLOCK", "soft": u64::MAX, "hard": u64::MAX}
             ],
             "ioPriority": {"class": "IOPRIO_CLASS_IDLE", "priority": 0},
-            "scheduler": {"policy": "SCHED_BATCH", "nice": 5}},
+            "scheduler": {"policy": "SCHED_BATCH", "nice": 5},
+            "apparmorProfile": "kina-test-profile", "selinuxLabel": "system_u:system_r:container_t:s0"},
         "linux": {"personality": {"domain": "LINUX32"}}
     }));
     let before: i32 = std::fs::read_to_string("/proc/self/oom_score_adj")
@@ -169,6 +170,13 @@ fn rlimits_oom_personality_ioprio_and_scheduler() {
         assert!(text.contains("oom_score_adj -998"), "{text}");
     }
     assert_eq!(sh_ok("uname -m").trim(), "i686");
+    // Neither AppArmor nor SELinux here: the labels are ignored with a warning.
+    if !process::lsm::apparmor_enabled() {
+        assert!(text.contains("apparmorProfile ignored"), "{text}");
+    }
+    if !process::lsm::selinux_enabled() {
+        assert!(text.contains("selinuxLabel ignored"), "{text}");
+    }
     assert_eq!(sh_ok("ionice -p $$").trim(), "idle");
     // /proc/self/stat: field 19 is the nice value, field 41 the policy (3 = SCHED_BATCH).
     let stat = sh_ok("cat /proc/self/stat");

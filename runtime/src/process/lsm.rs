@@ -6,16 +6,23 @@ use std::path::Path;
 
 use super::ProcessError;
 
-/// True when AppArmor is enabled on the host.
+/// True when AppArmor is enabled on the host. Inside the container (after pivot_root) /sys
+/// may be absent, so the process's own AppArmor attribute is checked too: it is readable only
+/// when AppArmor is the active LSM.
 pub fn apparmor_enabled() -> bool {
-    Path::new("/sys/kernel/security/apparmor").is_dir()
+    let sys = Path::new("/sys/kernel/security/apparmor").is_dir()
         && std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
-            .is_ok_and(|s| s.trim_start().starts_with('Y'))
+            .is_ok_and(|s| s.trim_start().starts_with('Y'));
+    sys || std::fs::read_to_string("/proc/thread-self/attr/apparmor/current")
+        .is_ok_and(|s| !s.trim().is_empty())
 }
 
-/// True when SELinux is enabled on the host.
+/// True when SELinux is enabled on the host (selinuxfs, or a SELinux context
+/// `user:role:type:level` as the process's current label).
 pub fn selinux_enabled() -> bool {
     Path::new("/sys/fs/selinux/enforce").exists()
+        || std::fs::read_to_string("/proc/thread-self/attr/current")
+            .is_ok_and(|s| s.trim_end_matches('\0').split(':').count() >= 3)
 }
 
 fn write_attr(paths: &[&str], value: &str) -> Result<(), ProcessError> {

@@ -8,6 +8,9 @@ use oci_spec::runtime::{PosixRlimit, PosixRlimitType};
 
 use super::ProcessError;
 
+/// CAP_SYS_RESOURCE: lets a process raise hard limits.
+const CAP_SYS_RESOURCE: u32 = 24;
+
 /// The nix resource for an OCI rlimit type.
 pub fn resource(t: PosixRlimitType) -> Resource {
     use PosixRlimitType::*;
@@ -80,7 +83,11 @@ pub fn apply_one(r: &PosixRlimit) -> Result<(), ProcessError> {
                 what: what.clone(),
                 source: e,
             })?;
-            let mut ceiling = cur_hard;
+            // With CAP_SYS_RESOURCE the only ceiling is fs.nr_open (RLIMIT_NOFILE);
+            // without it, the current hard limit.
+            let privileged = crate::sys::setup::capget()
+                .is_ok_and(|c| c.effective & (1 << CAP_SYS_RESOURCE) != 0);
+            let mut ceiling = if privileged { u64::MAX } else { cur_hard };
             if res == Resource::RLIMIT_NOFILE
                 && let Some(n) = nr_open()
             {
@@ -90,7 +97,7 @@ pub fn apply_one(r: &PosixRlimit) -> Result<(), ProcessError> {
             tracing::warn!(
                 rlimit = %what, requested_soft = r.soft(), requested_hard = r.hard(),
                 soft = c.soft, hard = c.hard,
-                "cannot raise the hard limit (no CAP_SYS_RESOURCE); clamped to the current hard limit"
+                "cannot raise the hard limit this far (no CAP_SYS_RESOURCE, or above fs.nr_open); clamped"
             );
             setrlimit(res, c.soft, c.hard).map_err(|e| ProcessError::Sys {
                 op: "setrlimit",
