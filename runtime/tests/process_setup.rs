@@ -346,3 +346,28 @@ fn seccomp_notify_reaches_the_agent() {
     assert_eq!(sent["state"]["id"], "c1");
     assert!(!std::path::Path::new("/tmp/kina-notify-never-created").exists());
 }
+
+#[test]
+fn seccomp_tsync_filters_every_thread() {
+    let Some(bundle) = child_bundle() else {
+        run_in_child("seccomp_tsync_filters_every_thread", &[], &busybox_bundle());
+        return;
+    };
+    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+    let dir = bundle.join("made-by-other-thread");
+    let other = std::thread::spawn(move || {
+        go_rx.recv().unwrap();
+        std::fs::create_dir(&dir).map_err(|e| e.raw_os_error())
+    });
+    let profile: oci_spec::runtime::LinuxSeccomp = serde_json::from_value(json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "flags": ["SECCOMP_FILTER_FLAG_TSYNC"],
+        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38}]
+    }))
+    .unwrap();
+    process::set_no_new_privs().unwrap();
+    process::seccomp::load(&profile).unwrap();
+    go_tx.send(()).unwrap();
+    // The thread existed before the filter was loaded, yet it is filtered too.
+    assert_eq!(other.join().unwrap(), Err(Some(libc::ENOSYS)));
+}

@@ -220,6 +220,15 @@ pub fn seccomp_set_filter(flags: libc::c_ulong, bpf: &[u8]) -> nix::Result<Optio
         len: filters.len() as u16,
         filter: filters.as_ptr() as *mut libc::sock_filter,
     };
+    let tsync = flags & libc::SECCOMP_FILTER_FLAG_TSYNC != 0;
+    let listener = flags & SECCOMP_FILTER_FLAG_NEW_LISTENER != 0;
+    // With both TSYNC and NEW_LISTENER the kernel can only report a thread that failed to
+    // synchronize as ESRCH (the return value is the listener fd).
+    let flags = if tsync && listener {
+        flags | libc::SECCOMP_FILTER_FLAG_TSYNC_ESRCH
+    } else {
+        flags
+    };
     // SAFETY: `prog` points to `filters`, a live array of `len` instructions; the kernel
     // copies the program and does not write to it.
     let rc = unsafe {
@@ -231,6 +240,10 @@ pub fn seccomp_set_filter(flags: libc::c_ulong, bpf: &[u8]) -> nix::Result<Optio
         )
     };
     let rc = Errno::result(rc)?;
+    if tsync && !listener && rc > 0 {
+        // TSYNC failure: the kernel returns the id of the thread it could not synchronize.
+        return Err(Errno::ESRCH);
+    }
     if flags & SECCOMP_FILTER_FLAG_NEW_LISTENER != 0 {
         // SAFETY: with NEW_LISTENER the kernel returns a fresh fd that nobody else owns.
         Ok(Some(unsafe { OwnedFd::from_raw_fd(rc as libc::c_int) }))
