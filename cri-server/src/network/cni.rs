@@ -114,8 +114,12 @@ impl CniNetwork {
     }
 
     /// ADD: attaches the pod, caches the result and returns the pod's addresses. When a
-    /// plugin fails, DEL runs for the whole chain so no interface or lease is left, and the
-    /// failing plugin's error is returned.
+    /// plugin fails, DEL runs for the plugins that ran so no interface or lease is left, and
+    /// the failing plugin's error is returned.
+    ///
+    /// Drive it to completion (e.g. in a spawned task): dropping the future kills the
+    /// running plugin, and only the cache entry written before ADD is left for a later
+    /// [`CniNetwork::teardown`] or GC to undo the partial attachment.
     pub async fn setup(&self, pod: &PodNetworkRequest) -> Result<PodNetworkStatus, CniError> {
         pod.validate()?;
         if pod.netns_path.is_empty() {
@@ -243,6 +247,8 @@ impl CniNetwork {
         prev: Option<&Value>,
         count: usize,
     ) -> Result<(), CniError> {
+        // DEL gets prevResult from 0.4.0 on (libcni).
+        let prev = prev.filter(|_| version_at_least(&list.cni_version, "0.4.0"));
         let inv = self.invocation(list, a);
         let mut first_err = None;
         for i in (0..count.min(list.plugins.len())).rev() {
@@ -271,11 +277,7 @@ impl CniNetwork {
                     tracing::warn!(error = %err, "using the current network list for DEL");
                     self.list.clone()
                 });
-                // DEL gets prevResult from 0.4.0 on (libcni).
-                let prev = e
-                    .result
-                    .clone()
-                    .filter(|_| version_at_least(&list.cni_version, "0.4.0"));
+                let prev = e.result.clone();
                 let caps = if e.capability_args.is_empty() {
                     pod.capability_args()
                 } else {
@@ -333,6 +335,7 @@ impl CniNetwork {
             result: Some(prev),
             cni_args,
             capability_args,
+            netns,
             ..
         }) = entry
         else {
@@ -341,9 +344,14 @@ impl CniNetwork {
                 container_id: pod.container_id.clone(),
             });
         };
+        let netns = if pod.netns_path.is_empty() {
+            &netns
+        } else {
+            &pod.netns_path
+        };
         let a = Attachment {
             container_id: &pod.container_id,
-            netns: &pod.netns_path,
+            netns,
             cni_args: &cni_args,
             caps: &capability_args,
         };
