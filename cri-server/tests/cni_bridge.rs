@@ -89,6 +89,32 @@ fn cni_0_4_0_pod_gets_reachable_ip_and_host_port_and_del_cleans_up() {
 }
 
 #[test]
+fn cni_0_3_1_pod_attaches_and_detaches_without_check() {
+    in_fresh_netns(|| async {
+        attach_reach_detach("0.3.1", "10.88.9.0/24", "10.88.9.1").await;
+        let mut env = TestEnv::new();
+        env.write_conf(
+            "10-kt.conflist",
+            &env.conflist("kt", "0.3.1", "10.88.9.0/24", &[LOOPBACK]),
+        );
+        let mgr = CniManager::new(env.config.clone());
+        let ns = env.new_netns("pod1");
+        let err = mgr
+            .network()
+            .unwrap()
+            .check(&env.pod("c1", &ns))
+            .await
+            .unwrap_err();
+        assert!(err.is_invalid(), "{err}");
+        assert!(
+            err.to_string()
+                .contains("CHECK is not supported by cniVersion 0.3.1"),
+            "{err}"
+        );
+    });
+}
+
+#[test]
 fn del_after_restart_uses_the_cached_config_and_result() {
     in_fresh_netns(|| async {
         let mut env = TestEnv::new();
