@@ -167,9 +167,44 @@ fn symlink_escape_destination_is_rejected() {
     }));
     let err = rootfs::prepare(&spec, &bundle, false).unwrap_err();
     let msg = err.to_string();
-    assert!(matches!(err, rootfs::RootfsError::Escape { .. }), "{msg}");
-    assert!(msg.contains("/evil/kina-escaped"), "{msg}");
+    assert!(
+        matches!(err.root_cause(), rootfs::RootfsError::Escape { .. }),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("mounts[0]") && msg.contains("/evil/kina-escaped"),
+        "{msg}"
+    );
+    assert!(msg.contains("escapes the container rootfs"), "{msg}");
     assert!(!Path::new("/tmp/kina-escaped").exists());
+
+    // Other bad input is reported with the mount it belongs to.
+    let missing = bundle.join("no-such-dir");
+    let spec = spec_with_mounts(json!([
+        {"destination": "/proc", "type": "proc", "source": "proc"},
+        {"destination": "/data", "type": "bind", "source": missing, "options": ["rbind"]}
+    ]));
+    let msg = rootfs::prepare(&spec, &bundle, false)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("mounts[1] (/data)") && msg.contains("no-such-dir"),
+        "{msg}"
+    );
+    let spec = spec_with_mounts(json!([
+        {"destination": "/x", "type": "tmpfs", "source": "tmpfs", "options": ["size=notanumber"]}
+    ]));
+    let msg = rootfs::prepare(&spec, &bundle, false)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("mounts[0] (/x)") && msg.contains("size=notanumber"),
+        "{msg}"
+    );
+}
+
+fn spec_with_mounts(mounts: serde_json::Value) -> oci_spec::runtime::Spec {
+    spec(json!({ "mounts": mounts }))
 }
 
 #[test]

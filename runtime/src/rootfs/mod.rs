@@ -83,6 +83,17 @@ pub enum RootfsError {
         /// What is wrong.
         reason: String,
     },
+    /// Setting up one spec mount failed (wraps the underlying error with its position).
+    #[error("mounts[{index}] ({destination}): {source}")]
+    AtMount {
+        /// Index in `mounts`.
+        index: usize,
+        /// Destination.
+        destination: PathBuf,
+        /// What failed.
+        #[source]
+        source: Box<RootfsError>,
+    },
     /// A path would resolve outside the rootfs.
     #[error("path {path} escapes the container rootfs {root}: {reason}")]
     Escape {
@@ -122,6 +133,27 @@ pub enum RootfsError {
         "linux.rootfsPropagation {0:?} is not one of shared, slave, private, unbindable (optionally with an r prefix)"
     )]
     Propagation(String),
+}
+
+impl RootfsError {
+    /// The innermost error (through [`RootfsError::AtMount`] wrappers).
+    pub fn root_cause(&self) -> &RootfsError {
+        match self {
+            RootfsError::AtMount { source, .. } => source.root_cause(),
+            other => other,
+        }
+    }
+
+    fn at_mount(self, index: usize, destination: &Path) -> RootfsError {
+        match self {
+            e @ (RootfsError::InvalidMount { .. } | RootfsError::AtMount { .. }) => e,
+            e => RootfsError::AtMount {
+                index,
+                destination: destination.to_path_buf(),
+                source: Box::new(e),
+            },
+        }
+    }
 }
 
 /// The host path of the container's rootfs: `root.path`, relative to the bundle when not
@@ -199,10 +231,10 @@ pub fn prepare(spec: &Spec, bundle: &Path, cgroup_ns: bool) -> Result<(), Rootfs
             let mut rw = m.clone();
             let opts = m.options().iter().flatten().filter(|o| *o != "ro").cloned();
             rw.set_options(Some(opts.collect()));
-            mounts::mount_entry(&ctx, &rw, i)?;
+            mounts::mount_entry(&ctx, &rw, i).map_err(|e| e.at_mount(i, m.destination()))?;
             dev_readonly = true;
         } else {
-            mounts::mount_entry(&ctx, m, i)?;
+            mounts::mount_entry(&ctx, m, i).map_err(|e| e.at_mount(i, m.destination()))?;
         }
     }
     if dev::needs_setup(spec) {
