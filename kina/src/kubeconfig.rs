@@ -1,6 +1,8 @@
 //! The user's kubeconfig: which file, and adding or removing a cluster's
 //! `kina-<name>` cluster/user/context entries the way kind does for `kind-<name>`.
 
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use serde_norway::{Mapping, Value};
@@ -112,7 +114,11 @@ fn write(path: &Path, doc: &Mapping) -> Result<(), KubeconfigError> {
         std::fs::create_dir_all(dir).map_err(io)?;
     }
     let tmp = path.with_extension(format!("kina-tmp-{}", std::process::id()));
-    std::fs::write(&tmp, text)
+    // Credentials inside: readable by the owner only, as kubectl writes it.
+    let mut open = std::fs::OpenOptions::new();
+    open.write(true).create(true).truncate(true).mode(0o600);
+    open.open(&tmp)
+        .and_then(|mut f| f.write_all(text.as_bytes()).and_then(|()| f.sync_all()))
         .and_then(|()| std::fs::rename(&tmp, path))
         .map_err(|e| {
             let _ = std::fs::remove_file(&tmp);
@@ -216,6 +222,9 @@ current-context: kina-a
         assert_eq!(doc["contexts"].as_sequence().unwrap().len(), 0);
         assert_eq!(doc["current-context"].as_str(), Some(""));
         assert!(!remove(&p, "a").unwrap());
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&p).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "kubeconfig mode {mode:o}");
     }
 
     #[test]

@@ -11,6 +11,7 @@
 use std::fs;
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::{Flock, FlockArg};
@@ -260,7 +261,13 @@ impl StateStore {
             error,
         })?;
         let write = || -> std::io::Result<()> {
-            let mut f = fs::File::create(&tmp)?;
+            // Records hold the admin kubeconfig: owner-only.
+            let mut f = fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&tmp)?;
             f.write_all(&data)?;
             f.sync_all()?;
             fs::rename(&tmp, &path)?;
@@ -342,6 +349,13 @@ mod tests {
         assert!(!store.remove("a").unwrap());
         // no temp files left behind
         assert!(store.list().unwrap().is_empty());
+        store.put(&ClusterRecord::new("c")).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(dir.path().join("clusters/c").join(RECORD))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "record mode {mode:o}");
     }
 
     #[test]
