@@ -41,6 +41,10 @@ async fn network_ready_flips_when_a_conflist_appears() {
     .unwrap();
     mgr.network_ready().expect("ready");
     assert_eq!(mgr.network().unwrap().name(), "kt");
+    // Reloading an unchanged dir does not wake subscribers.
+    rx.borrow_and_update();
+    mgr.reload();
+    assert!(!rx.has_changed().unwrap());
 
     // Removing it flips back.
     std::fs::remove_file(env.config.conf_dir.join("10-kt.conflist")).unwrap();

@@ -78,18 +78,29 @@ impl CniManager {
             n.check_plugins()?;
             Ok(n)
         }) {
-            Ok(n) => {
-                tracing::info!(network = n.name(), source = %n.list().source.display(),
-                    "CNI network loaded");
-                NetworkState::Ready(Arc::new(n))
-            }
-            Err(e) => {
-                tracing::info!(reason = %e, "CNI network not ready");
-                NetworkState::NotReady(e.to_string())
-            }
+            Ok(n) => NetworkState::Ready(Arc::new(n)),
+            Err(e) => NetworkState::NotReady(e.to_string()),
         };
         *self.fingerprint.lock().expect("fingerprint lock") = Some(fp);
-        self.state.send_replace(state.clone());
+        // Subscribers (and the log) only hear about real changes.
+        self.state.send_if_modified(|current| {
+            let same = match (&*current, &state) {
+                (NetworkState::Ready(a), NetworkState::Ready(b)) => a.list() == b.list(),
+                (NetworkState::NotReady(a), NetworkState::NotReady(b)) => a == b,
+                _ => false,
+            };
+            if !same {
+                match &state {
+                    NetworkState::Ready(n) => tracing::info!(network = n.name(),
+                        source = %n.list().source.display(), "CNI network ready"),
+                    NetworkState::NotReady(reason) => {
+                        tracing::info!(%reason, "CNI network not ready")
+                    }
+                }
+                *current = state.clone();
+            }
+            !same
+        });
         state
     }
 
