@@ -130,7 +130,7 @@ fn rlimits_oom_personality_ioprio_and_scheduler() {
             "ioPriority": {"class": "IOPRIO_CLASS_IDLE", "priority": 0},
             "scheduler": {"policy": "SCHED_BATCH", "nice": 5},
             "apparmorProfile": "kina-test-profile", "selinuxLabel": "system_u:system_r:container_t:s0"},
-        "linux": {"personality": {"domain": "LINUX32"}}
+        "linux": {"personality": {"domain": "LINUX32"}, "memoryPolicy": {"mode": "MPOL_BIND", "nodes": "0"}}
     }));
     let before: i32 = std::fs::read_to_string("/proc/self/oom_score_adj")
         .unwrap()
@@ -178,6 +178,9 @@ fn rlimits_oom_personality_ioprio_and_scheduler() {
         assert!(text.contains("selinuxLabel ignored"), "{text}");
     }
     assert_eq!(sh_ok("ionice -p $$").trim(), "idle");
+    // NUMA policy: the process's anonymous memory is bound to node 0.
+    let numa = sh_ok("cat /proc/self/numa_maps");
+    assert!(numa.lines().any(|l| l.contains(" bind:0 ")), "{numa}");
     // /proc/self/stat: field 19 is the nice value, field 41 the policy (3 = SCHED_BATCH).
     let stat = sh_ok("cat /proc/self/stat");
     let after_comm: Vec<&str> = stat.rsplit_once(") ").unwrap().1.split(' ').collect();

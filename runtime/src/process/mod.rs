@@ -6,6 +6,7 @@
 
 pub mod capabilities;
 pub mod lsm;
+pub mod mempolicy;
 pub mod oom;
 pub mod personality;
 pub mod rlimits;
@@ -64,7 +65,8 @@ pub enum ProcessError {
     },
 }
 
-/// Process attributes set while still root: oomScoreAdj, rlimits, personality, ioPriority,
+/// Process attributes set while still root: oomScoreAdj, rlimits, personality, memory policy,
+/// ioPriority,
 /// scheduler, AppArmor/SELinux exec labels, and the umask. (execCPUAffinity is left to the
 /// caller: its `initial` and `final` sets apply at different points of `exec`, see
 /// [`sched::apply_cpu_affinity`].)
@@ -77,6 +79,13 @@ pub fn prepare(process: &Process, spec: &Spec) -> Result<(), ProcessError> {
     }
     if let Some(p) = spec.linux().as_ref().and_then(|l| l.personality().as_ref()) {
         personality::apply_personality(p)?;
+    }
+    if let Some(mp) = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.memory_policy().as_ref())
+    {
+        mempolicy::apply(mp)?;
     }
     if let Some(io) = process.io_priority() {
         personality::apply_ioprio(io)?;

@@ -305,6 +305,21 @@ pub fn sched_setattr_self(a: &SchedAttr) -> nix::Result<()> {
     Errno::result(rc).map(drop)
 }
 
+/// set_mempolicy(mode, nodemask, maxnode) for the calling thread; `nodes` is a bitmask in
+/// 64-bit words (empty for MPOL_DEFAULT/MPOL_LOCAL).
+pub fn set_mempolicy(mode: libc::c_int, nodes: &[u64]) -> nix::Result<()> {
+    let (ptr, maxnode) = if nodes.is_empty() {
+        (std::ptr::null(), 0usize)
+    } else {
+        // maxnode counts bits; the kernel ignores the last one (historical off-by-one).
+        (nodes.as_ptr(), nodes.len() * 64 + 1)
+    };
+    // SAFETY: `ptr` is null with maxnode 0, or points to `nodes`, which holds
+    // `(maxnode - 1) / 64` words; the kernel only reads it.
+    let rc = unsafe { libc::syscall(libc::SYS_set_mempolicy, mode, ptr, maxnode) };
+    Errno::result(rc).map(drop)
+}
+
 /// memfd_create(name, MFD_CLOEXEC): an anonymous file, e.g. to receive libseccomp's BPF.
 pub fn memfd(name: &std::ffi::CStr) -> nix::Result<OwnedFd> {
     // SAFETY: `name` is a valid NUL-terminated string for the duration of the call.
