@@ -161,7 +161,12 @@ pub fn eventually(what: &str, mut f: impl FnMut() -> Option<String>) -> String {
 /// Connects over TCP from `ns` to `addr` (socat syntax, e.g. `127.0.0.1:8080` or
 /// `[fc00::2]:80`) and returns what the server sent, if anything.
 pub fn tcp_get(ns: &Netns, addr: &str) -> Option<String> {
-    let out = ns.run(&["socat", "-T2", "-", &format!("TCP:{addr}")]);
+    let out = ns.run(&[
+        "socat",
+        "-T2",
+        "-",
+        &format!("TCP:{addr},connect-timeout=2"),
+    ]);
     let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
     (out.status.success() && !text.is_empty()).then_some(text)
 }
