@@ -10,7 +10,9 @@ use nix::fcntl::AtFlags;
 use nix::mount::MsFlags;
 use nix::sys::stat::{FchmodatFlags, Mode, SFlag, fchmodat, fstatat, makedev, mknodat};
 use nix::unistd::{Gid, Uid, UnlinkatFlags, fchownat, unlinkat};
-use oci_spec::runtime::{LinuxDevice, LinuxDeviceType};
+use oci_spec::runtime::{
+    LinuxDevice, LinuxDeviceCgroup, LinuxDeviceCgroupBuilder, LinuxDeviceType,
+};
 
 use super::RootfsError;
 use super::mounts::sys_mount;
@@ -45,6 +47,40 @@ pub const DEFAULT_DEVICES: &[(&str, u64, u64)] = &[
     ("/dev/urandom", 1, 9),
     ("/dev/tty", 5, 0),
 ];
+
+/// Device cgroup rules every container needs on top of its spec's `linux.resources.devices`
+/// (runc adds the same): mknod of anything, plus rwm on the default devices, /dev/pts/* and
+/// /dev/ptmx. Without them a deny-all spec makes /dev/null unusable.
+pub fn default_device_cgroup_rules() -> Vec<LinuxDeviceCgroup> {
+    let rule = |typ: LinuxDeviceType, major: Option<i64>, minor: Option<i64>, access: &str| {
+        let mut b = LinuxDeviceCgroupBuilder::default()
+            .allow(true)
+            .typ(typ)
+            .access(access.to_string());
+        if let Some(m) = major {
+            b = b.major(m);
+        }
+        if let Some(m) = minor {
+            b = b.minor(m);
+        }
+        b.build().expect("static device rule")
+    };
+    let mut rules = vec![
+        rule(LinuxDeviceType::C, None, None, "m"),
+        rule(LinuxDeviceType::B, None, None, "m"),
+    ];
+    for (_, major, minor) in DEFAULT_DEVICES {
+        rules.push(rule(
+            LinuxDeviceType::C,
+            Some(*major as i64),
+            Some(*minor as i64),
+            "rwm",
+        ));
+    }
+    rules.push(rule(LinuxDeviceType::C, Some(136), None, "rwm"));
+    rules.push(rule(LinuxDeviceType::C, Some(5), Some(2), "rwm"));
+    rules
+}
 
 /// The default devices as [`DeviceNode`]s.
 pub fn default_devices() -> Vec<DeviceNode> {
@@ -208,6 +244,18 @@ mod tests {
             (10, 229, 0o660, 5, 0)
         );
         assert_eq!(n.kind, SFlag::S_IFCHR);
+    }
+
+    #[test]
+    fn default_cgroup_rules_cover_default_devices() {
+        let rules = default_device_cgroup_rules();
+        assert_eq!(rules.len(), 2 + DEFAULT_DEVICES.len() + 2);
+        let null = rules
+            .iter()
+            .find(|r| r.major() == Some(1) && r.minor() == Some(3))
+            .unwrap();
+        assert!(null.allow() && null.access().as_deref() == Some("rwm"));
+        assert!(rules.iter().all(|r| r.allow()));
     }
 
     #[test]

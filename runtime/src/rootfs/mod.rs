@@ -23,7 +23,7 @@ use nix::errno::Errno;
 use nix::mount::MsFlags;
 use oci_spec::runtime::Spec;
 
-pub use devices::DEFAULT_DEVICES;
+pub use devices::{DEFAULT_DEVICES, default_device_cgroup_rules};
 pub use protect::{DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS};
 
 use mounts::{MountContext, sys_mount};
