@@ -31,6 +31,11 @@ async fn crictl_pull_images_inspecti_imagefsinfo_rmi() {
         "{out}"
     );
 
+    let filtered = srv.crictl_ok(&["images", "-q", "registry.k8s.io/pause"]);
+    assert_eq!(filtered.trim(), img.config.digest, "repository filter");
+    let filtered = srv.crictl_ok(&["images", "-q", "registry.k8s.io/other"]);
+    assert!(filtered.trim().is_empty(), "{filtered}");
+
     let out = srv.crictl_ok(&["images", "-o", "json"]);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     let image = &v["images"][0];
@@ -173,8 +178,36 @@ async fn kill_9_mid_pull_then_restart_completes() {
         );
     }
     let before = srv.crictl_ok(&["images", "-q"]);
-    assert!(before.trim().is_empty(), "the killed pull did not complete: {before}");
+    assert!(
+        before.trim().is_empty(),
+        "the killed pull did not complete: {before}"
+    );
     srv.crictl_ok(&["pull", &name]);
     let out = srv.crictl_ok(&["images", "-o", "json"]);
     assert!(out.contains(&img.config.digest), "{out}");
+}
+
+#[test]
+fn bad_config_is_a_clear_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("config.toml");
+    std::fs::write(&cfg, "[registry]\nconfigpath = \"/x\"\n").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cri-server"))
+        .arg("--config")
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("configpath") && err.contains("config.toml"),
+        "{err}"
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cri-server"))
+        .arg("--config")
+        .arg(tmp.path().join("missing.toml"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("missing.toml"));
 }

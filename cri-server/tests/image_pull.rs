@@ -414,3 +414,60 @@ async fn tls_registry_needs_the_ca_from_hosts_toml() {
     let m = support::manager(&e.root, &e.certs, None);
     m.pull("secure.example/secure/img:1", None).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn gc_during_pulls_and_container_rootfs_keep_content_alive() {
+    let reg = Registry::start(Mode::Plain);
+    let e = env();
+    let img = images::image(
+        &[
+            (LayerBuilder::new().busybox().finish(), Comp::Gzip),
+            (
+                LayerBuilder::new()
+                    .file("data", &vec![7u8; 4 << 20])
+                    .finish(),
+                Comp::Gzip,
+            ),
+        ],
+        "amd64",
+        "",
+    );
+    images::push(&reg, "gc/img:1", &img).await;
+    let m = support::manager(&e.root, &e.certs, None);
+    let name = format!("{}/gc/img:1", reg.authority());
+
+    let pull = {
+        let (m, name) = (m.clone(), name.clone());
+        tokio::spawn(async move { m.pull(&name, None).await })
+    };
+    while !pull.is_finished() {
+        m.gc().await.unwrap();
+        tokio::task::yield_now().await;
+    }
+    let rec = pull.await.unwrap().unwrap();
+    for l in &rec.layers {
+        assert!(
+            m.content().size(&l.digest).is_some(),
+            "GC never takes a running pull's blobs"
+        );
+    }
+    assert_eq!(
+        m.gc().await.unwrap(),
+        Default::default(),
+        "nothing unreferenced"
+    );
+
+    // A container's rootfs keeps its chain alive after the image is removed.
+    let chain = rec.chain_ids();
+    m.snapshotter().prepare_rootfs(&chain, "ctr-1").unwrap();
+    assert!(m.remove(&rec.id.to_string()).await.unwrap());
+    assert!(chain.iter().all(|c| m.snapshotter().exists(c)));
+    m.snapshotter().remove_rootfs("ctr-1").unwrap();
+    let report = m.gc().await.unwrap();
+    assert_eq!(report.snapshots, 2);
+    assert!(m.snapshotter().list().unwrap().is_empty());
+    assert!(
+        m.content().list().unwrap().is_empty(),
+        "all blobs collected"
+    );
+}

@@ -58,6 +58,16 @@ fn to_cri(v: &ImageView) -> cri::Image {
     }
 }
 
+/// `registry/repo` for a filter naming a repository without tag or digest.
+fn repo_filter(f: &str) -> Option<String> {
+    let last = f.rsplit('/').next().unwrap_or(f);
+    if f.contains('@') || last.contains(':') {
+        return None;
+    }
+    let r = crate::image::reference::parse(f).ok()?;
+    Some(crate::image::reference::repo_name(&r))
+}
+
 fn now_nanos() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -80,7 +90,21 @@ impl ImageService for ImageServiceImpl {
         let images = match filter {
             Some(f) => match self.images.resolve(&f) {
                 Ok(v) => vec![to_cri(&v)],
-                Err(Error::NotFound(_)) => vec![],
+                // A bare repository (no tag or digest) lists every tag of it, as crictl expects.
+                Err(Error::NotFound(_)) => match repo_filter(&f) {
+                    Some(repo) => self
+                        .images
+                        .list()
+                        .iter()
+                        .filter(|v| {
+                            v.repo_tags
+                                .iter()
+                                .any(|t| t.strip_prefix(&repo).is_some_and(|r| r.starts_with(':')))
+                        })
+                        .map(to_cri)
+                        .collect(),
+                    None => vec![],
+                },
                 Err(e) => return Err(e.into()),
             },
             None => self.images.list().iter().map(to_cri).collect(),
@@ -181,6 +205,19 @@ impl ImageService for ImageServiceImpl {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn repo_filters() {
+        assert_eq!(
+            repo_filter("busybox").as_deref(),
+            Some("docker.io/library/busybox")
+        );
+        assert_eq!(
+            repo_filter("127.0.0.1:5000/a/b").as_deref(),
+            Some("127.0.0.1:5000/a/b")
+        );
+        assert_eq!(repo_filter("busybox:1"), None);
+    }
 
     #[test]
     fn user_fields_follow_containerd() {

@@ -169,7 +169,9 @@ impl ImageManager {
                 "{what}: index {mdigest} points at another index"
             )));
         };
+        let fetched = Arc::new(AtomicU64::new(0));
         self.fetch_blob(
+            &fetched,
             &src,
             &m.config.digest,
             m.config.size,
@@ -180,15 +182,23 @@ impl ImageManager {
         let record = self.record(&mdigest, &mbytes, &m, &name)?;
         let mut tasks = tokio::task::JoinSet::new();
         for (layer, chain) in record.layers.iter().zip(record.chain_ids()) {
-            let (me, src, layer, ctx) = (
+            let (me, src, layer, ctx, fetched) = (
                 self.clone(),
                 src.clone(),
                 layer.clone(),
                 format!("layer {} of {name}", layer.digest),
+                fetched.clone(),
             );
             tasks.spawn(async move {
-                me.fetch_blob(&src, &layer.digest, layer.size, &layer.media_type, &ctx)
-                    .await?;
+                me.fetch_blob(
+                    &fetched,
+                    &src,
+                    &layer.digest,
+                    layer.size,
+                    &layer.media_type,
+                    &ctx,
+                )
+                .await?;
                 me.unpack(layer, chain, ctx).await
             });
         }
@@ -211,7 +221,8 @@ impl ImageManager {
             names.push((tag, top_digest.clone()));
         }
         self.inner.images.put(record.clone(), &names)?;
-        tracing::info!(image = %name, id = %record.id, "pulled");
+        let fetched = fetched.load(Ordering::Relaxed);
+        tracing::info!(image = %name, id = %record.id, fetched_bytes = fetched, "pulled");
         Ok(record)
     }
 
@@ -224,6 +235,7 @@ impl ImageManager {
 
     async fn fetch_blob(
         &self,
+        fetched: &AtomicU64,
         src: &Source,
         digest: &Digest,
         size: u64,
@@ -239,8 +251,14 @@ impl ImageManager {
             size: Some(size),
             context: ctx.to_owned(),
         })?;
-        src.blob(digest, size, media_type, sink, &self.inner.fetched)
-            .await?;
+        src.blob(
+            digest,
+            size,
+            media_type,
+            sink,
+            &[&self.inner.fetched, fetched],
+        )
+        .await?;
         Ok(())
     }
 

@@ -300,14 +300,14 @@ impl Source {
     }
 
     /// Streams the blob `digest` into `sink` (which verifies and commits it).
-    /// `fetched` is increased by the bytes received.
+    /// Every counter in `fetched` is increased by the bytes received.
     pub async fn blob(
         &self,
         digest: &Digest,
         size: u64,
         media_type: &str,
         mut sink: Box<dyn Ingest>,
-        fetched: &std::sync::atomic::AtomicU64,
+        fetched: &[&std::sync::atomic::AtomicU64],
     ) -> Result<(Digest, u64)> {
         let url = format!("{}/blobs/{digest}", self.url());
         let desc = OciDescriptor {
@@ -335,7 +335,9 @@ impl Source {
                     },
                 }
             })?;
-            fetched.fetch_add(chunk.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            for c in fetched {
+                c.fetch_add(chunk.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            }
             std::io::Write::write_all(&mut sink, &chunk).map_err(|e| Error::Registry {
                 url: url.clone(),
                 reason: e.to_string(),

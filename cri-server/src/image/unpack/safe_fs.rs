@@ -4,6 +4,7 @@
 
 use std::ffi::{OsStr, OsString};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
 use nix::errno::Errno;
@@ -183,7 +184,7 @@ impl Dir {
         let names: Vec<OsString> = dir
             .iter()
             .filter_map(|e| e.ok())
-            .map(|e| OsStr::from_bytes_compat(e.file_name().to_bytes()))
+            .map(|e| OsStr::from_bytes(e.file_name().to_bytes()).to_owned())
             .filter(|n| n != "." && n != "..")
             .collect();
         for n in names {
@@ -196,17 +197,6 @@ impl Dir {
     /// re-resolving any parent (for calls that only exist path-based, like lsetxattr).
     pub fn proc_path(&self, name: &OsStr) -> PathBuf {
         Path::new(&format!("/proc/self/fd/{}", self.fd.as_raw_fd())).join(name)
-    }
-}
-
-trait FromBytesCompat {
-    fn from_bytes_compat(b: &[u8]) -> OsString;
-}
-
-impl FromBytesCompat for OsStr {
-    fn from_bytes_compat(b: &[u8]) -> OsString {
-        use std::os::unix::ffi::OsStrExt;
-        OsStr::from_bytes(b).to_owned()
     }
 }
 
