@@ -400,3 +400,95 @@ fn comounted_cgroup_controllers_get_symlinks() {
     assert!(std::fs::write(cg.join("cpu/cpu.shares"), "2").is_err());
     assert!(std::fs::create_dir(cg.join("new")).is_err());
 }
+
+#[test]
+fn cgroup_v2_host_gets_cgroup2() {
+    let Some(bundle) = child_bundle() else {
+        let b = busybox_bundle();
+        run_in_child("cgroup_v2_host_gets_cgroup2", &["--cgroup"], &b);
+        return;
+    };
+    use nix::mount::{MsFlags, mount};
+    // Make this (private) mount namespace look like a unified-hierarchy host.
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_SLAVE | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .unwrap();
+    if !rootfs::cgroup::host_is_unified() {
+        mount(
+            Some("cgroup2"),
+            "/sys/fs/cgroup",
+            Some("cgroup2"),
+            MsFlags::empty(),
+            None::<&str>,
+        )
+        .unwrap();
+    }
+    assert!(rootfs::cgroup::host_is_unified());
+    let spec = spec(json!({
+        "mounts": [
+            {"destination": "/proc", "type": "proc", "source": "proc"},
+            {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["ro"]},
+            {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["nosuid", "noexec", "nodev", "ro"]}
+        ]
+    }));
+    rootfs::prepare(&spec, &bundle, true).unwrap();
+    let root = rootfs::rootfs_path(&spec, &bundle).unwrap();
+    rootfs::pivot(&root, false).unwrap();
+    rootfs::finalize(&spec).unwrap();
+    let cg = mountinfo_line("/sys/fs/cgroup").unwrap();
+    assert!(cg.contains(" - cgroup2 "), "{cg}");
+    assert!(mount_opts(&cg).contains(&"ro".to_string()), "{cg}");
+    sh_ok("test -f /sys/fs/cgroup/cgroup.controllers");
+    assert_ne!(sh("mkdir /sys/fs/cgroup/kina").0, 0);
+}
+
+#[test]
+fn cgroup_v2_without_cgroup_namespace_in_user_namespace_binds_own_cgroup() {
+    let Some(bundle) = child_bundle() else {
+        let b = busybox_bundle();
+        run_in_child(
+            "cgroup_v2_without_cgroup_namespace_in_user_namespace_binds_own_cgroup",
+            &["--user", "--map-root-user", "--pid", "--fork"],
+            &b,
+        );
+        return;
+    };
+    let logs = Logs::install();
+    use nix::mount::{MsFlags, mount};
+    // Look like a unified host: the cgroup2 tree bound over /sys/fs/cgroup (a fresh cgroup2
+    // mount is what the kernel refuses here, which is the point of the test).
+    if !rootfs::cgroup::host_is_unified() {
+        mount(
+            Some("/sys/fs/cgroup/unified"),
+            "/sys/fs/cgroup",
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .unwrap();
+    }
+    let spec = spec(json!({
+        "mounts": [
+            {"destination": "/proc", "type": "proc", "source": "proc"},
+            {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["ro"]}
+        ]
+    }));
+    rootfs::prepare(&spec, &bundle, false).unwrap();
+    let root = rootfs::rootfs_path(&spec, &bundle).unwrap();
+    rootfs::pivot(&root, false).unwrap();
+    rootfs::finalize(&spec).unwrap();
+    let cg = mountinfo_line("/sys/fs/cgroup").unwrap();
+    assert!(cg.contains(" - cgroup2 "), "{cg}");
+    assert!(mount_opts(&cg).contains(&"ro".to_string()), "{cg}");
+    sh_ok("test -f /sys/fs/cgroup/cgroup.procs");
+    assert!(
+        logs.text().contains("cgroup2 mount refused"),
+        "{}",
+        logs.text()
+    );
+}

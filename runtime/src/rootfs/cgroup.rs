@@ -145,6 +145,7 @@ pub fn mount_cgroup(
                     .unwrap_or_else(|| PathBuf::from("/"));
                 let rel = path.strip_prefix("/").unwrap_or(&path);
                 let src = Path::new(CGROUP_ROOT).join(rel);
+                tracing::debug!(source = %src.display(), "cgroup2 mount refused; bind-mounting the container's cgroup");
                 let rec = MsFlags::MS_BIND | MsFlags::MS_REC;
                 sys_mount(Some(&src), &target, None, rec, None, dest)?;
                 drop(fd);
