@@ -156,3 +156,13 @@ pub fn mountinfo_line(mount_point: &str) -> Option<String> {
         .rfind(|l| l.split(' ').nth(4) == Some(mount_point))
         .map(str::to_string)
 }
+
+/// The per-mount option field (6th) of a mountinfo line.
+pub fn mount_opts(line: &str) -> Vec<String> {
+    line.split(' ')
+        .nth(5)
+        .unwrap_or("")
+        .split(',')
+        .map(str::to_string)
+        .collect()
+}
