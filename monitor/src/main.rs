@@ -38,6 +38,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let keep: Vec<i32> = args.sync_fd.into_iter().collect();
+    if let Err(e) = sys::close_inherited_fds(&keep) {
+        eprintln!("cri-monitor: closing inherited descriptors: {e}");
+    }
     diag::init();
     let mut notifier = match sync::daemonize(args.sync_fd) {
         Ok(n) => n,

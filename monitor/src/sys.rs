@@ -82,3 +82,23 @@ pub fn local_utc_offset(unix_secs: i64) -> i32 {
     }
     i32::try_from(tm.tm_gmtoff).unwrap_or(0)
 }
+
+/// Closes every descriptor above 2 except those in `keep`: the caller may have leaked pipes into
+/// the monitor (no CLOEXEC), and a long-lived daemon holding them would keep the caller's reads
+/// from seeing EOF.
+pub fn close_inherited_fds(keep: &[RawFd]) -> io::Result<()> {
+    // Collect first: the directory handle itself is an fd that goes away with the iterator.
+    let fds: Vec<RawFd> = std::fs::read_dir("/proc/self/fd")?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    for fd in fds {
+        if fd <= 2 || keep.contains(&fd) {
+            continue;
+        }
+        // SAFETY: called first thing in main, before this process opened anything: no Rust
+        // object owns these inherited descriptors, so closing them cannot invalidate an owner.
+        // The read_dir handle is already closed (EBADF for it is harmless).
+        unsafe { libc::close(fd) };
+    }
+    Ok(())
+}

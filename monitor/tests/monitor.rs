@@ -208,3 +208,53 @@ fn reports_monitor_rss_while_a_container_runs() {
     c.kill("KILL");
     assert_eq!(c.wait_exit(s.monitor_pid)["signal"], 9);
 }
+
+#[test]
+fn oom_kill_is_detected_through_the_memory_cgroup() {
+    let script = "a=aaaaaaaaaaaaaaaa; while true; do a=$a$a; done";
+    let bundle = Bundle::with(&["sh", "-c", script], false, |cfg| {
+        cfg["linux"]["resources"]["memory"] = serde_json::json!({ "limit": 32 * 1024 * 1024 });
+    });
+    let c = Monitored::new("oom", bundle);
+    let s = c.start_monitor().unwrap();
+    c.start();
+    let exit = c.wait_exit(s.monitor_pid);
+    assert_eq!(exit["oom_killed"], true, "{exit}");
+    assert_eq!(exit["signal"], 9, "{exit}");
+}
+
+#[test]
+fn does_not_keep_descriptors_leaked_by_the_caller() {
+    let c = Monitored::new("fds", Bundle::new(&["sleep", "1000"], false));
+    let marker = c.state.path().join("leaked-marker");
+    std::fs::write(&marker, "").unwrap();
+    let cmd = c.command();
+    let monitor_cmd: Vec<String> = std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(|s| s.to_string_lossy().into_owned())
+        .collect();
+    // The shell leaks fd 7 (the marker) and fd 8 (its stdout pipe) into the monitor. Only the
+    // verdict line is read (not up to EOF), so a monitor that keeps fd 8 fails below, not hangs.
+    let mut fg = Command::new("sh")
+        .arg("-c")
+        .arg(r#"exec 7<"$0" 8>&1; exec "$@""#)
+        .arg(&marker)
+        .args(&monitor_cmd)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut verdict = String::new();
+    BufReader::new(fg.stdout.take().unwrap())
+        .read_line(&mut verdict)
+        .unwrap();
+    assert!(fg.wait().unwrap().success());
+    let v: serde_json::Value = serde_json::from_str(verdict.trim()).unwrap();
+    let monitor_pid = v["monitor_pid"].as_i64().unwrap();
+    for fd in std::fs::read_dir(format!("/proc/{monitor_pid}/fd")).unwrap() {
+        let target = std::fs::read_link(fd.unwrap().path()).unwrap_or_default();
+        assert_ne!(target, marker, "the monitor kept a descriptor it inherited");
+    }
+    c.start();
+    c.kill("KILL");
+    c.wait_exit(monitor_pid as i32);
+}
