@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cri-monitor --runtime PATH [--runtime-arg X]... --root DIR --bundle DIR --id ID
-//!             --log-path PATH --exit-file PATH --pid-file PATH [--tty] [--stdin]
+//!             --log-path PATH --exit-file PATH --pid-file PATH [--tty] [--stdin [--stdin-once]]
 //!             [--socket-dir DIR] [--log-size-max N] [--sync-fd FD]
 //! ```
 //!
@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 /// Usage text printed by `--help`.
 pub const USAGE: &str = "usage: cri-monitor --runtime PATH [--runtime-arg X]... --root DIR \
---bundle DIR --id ID --log-path PATH --exit-file PATH --pid-file PATH [--tty] [--stdin] \
+--bundle DIR --id ID --log-path PATH --exit-file PATH --pid-file PATH [--tty] [--stdin [--stdin-once]] \
 [--socket-dir DIR] [--log-size-max BYTES] [--sync-fd FD]";
 
 /// Errors of command-line parsing; each names the offending flag.
@@ -51,6 +51,9 @@ pub struct Args {
     pub pid_file: PathBuf,
     pub tty: bool,
     pub stdin: bool,
+    /// Close the container's stdin when the first attach client that sent input detaches
+    /// (the CRI's `stdin_once`).
+    pub stdin_once: bool,
     pub socket_dir: Option<PathBuf>,
     pub log_size_max: Option<u64>,
     pub sync_fd: Option<i32>,
@@ -91,6 +94,7 @@ struct Builder {
     pid_file: Option<PathBuf>,
     tty: bool,
     stdin: bool,
+    stdin_once: bool,
     socket_dir: Option<PathBuf>,
     log_size_max: Option<u64>,
     sync_fd: Option<i32>,
@@ -133,6 +137,7 @@ where
             "-v" | "--version" => return Ok(Command::Version),
             "--tty" | "-t" => b.tty = true,
             "--stdin" | "-i" => b.stdin = true,
+            "--stdin-once" => b.stdin_once = true,
             f if !VALUE_FLAGS.contains(&f) => return Err(ArgsError::Unknown(arg)),
             _ => {
                 let value = match inline {
@@ -189,6 +194,9 @@ where
             }
         }
     }
+    if b.stdin_once && !b.stdin {
+        return Err(ArgsError::Missing("--stdin (required with --stdin-once)"));
+    }
     if b.tty && b.socket_dir.is_none() {
         // The console socket lives in the socket dir; a tty container needs one.
         return Err(ArgsError::Missing("--socket-dir (required with --tty)"));
@@ -204,6 +212,7 @@ where
         pid_file: b.pid_file.ok_or(ArgsError::Missing("--pid-file"))?,
         tty: b.tty,
         stdin: b.stdin,
+        stdin_once: b.stdin_once,
         socket_dir: b.socket_dir,
         log_size_max: b.log_size_max.filter(|&n| n > 0),
         sync_fd: b.sync_fd,
@@ -273,6 +282,7 @@ mod tests {
             "--runtime-arg=--debug",
             "--tty",
             "--stdin",
+            "--stdin-once",
             "--socket-dir=s",
             "--log-size-max",
             "1024",
@@ -283,7 +293,7 @@ mod tests {
         assert_eq!(a.runtime_args, ["--systemd-cgroup", "--debug"]);
         assert_eq!(a.bundle, Path::new("/cwd/b"));
         assert_eq!(a.socket_dir.as_deref(), Some(Path::new("/cwd/s")));
-        assert!(a.tty && a.stdin);
+        assert!(a.tty && a.stdin && a.stdin_once);
         assert_eq!(a.log_size_max, Some(1024));
         assert_eq!(a.sync_fd, Some(5));
         assert_eq!(a.id, "c1");
@@ -292,7 +302,10 @@ mod tests {
     #[test]
     fn defaults_and_zero_log_size_means_unlimited() {
         let a = run(&["--log-size-max", "0"]);
-        assert!(!a.tty && !a.stdin);
+        assert!(!a.tty && !a.stdin && !a.stdin_once);
+        assert!(
+            matches!(p(&[BASE, &["--stdin-once"]].concat()), Err(ArgsError::Missing(m)) if m.contains("--stdin "))
+        );
         assert_eq!(a.log_size_max, None);
         assert_eq!(a.sync_fd, None);
     }

@@ -5,7 +5,9 @@
 //!   all output produced while they are connected.
 //! - Client → monitor: every packet is raw input for the container's stdin (only with
 //!   `--stdin`; otherwise it is discarded). A client that closes its connection only detaches;
-//!   the container's stdin stays open for the next attach.
+//!   the container's stdin stays open for the next attach — unless `--stdin-once` is given:
+//!   then, once a client that sent input disconnects, the container's stdin is closed after the
+//!   queued input (a pipe: the container reads EOF; a tty: a Ctrl-D is sent).
 //! - A client that does not keep up (its socket buffer is full) is disconnected rather than
 //!   stalling the log; after the container exits and its output is drained, all clients are
 //!   disconnected (they read EOF).
@@ -65,7 +67,9 @@ pub enum ClientRead {
 pub struct AttachServer {
     path: PathBuf,
     listener: OwnedFd,
-    clients: Vec<OwnedFd>,
+    /// Connected clients; a client that failed is marked `None` and pruned by [`Self::prune`],
+    /// so indices stay stable within one poll round.
+    clients: Vec<Option<OwnedFd>>,
     packet: Vec<u8>,
 }
 
@@ -113,7 +117,7 @@ impl AttachServer {
                 &self.listener,
                 SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
             ) {
-                Ok(fd) => self.clients.push(fd),
+                Ok(fd) => self.clients.push(Some(fd)),
                 Err(Errno::EINTR) | Err(Errno::ECONNABORTED) => {}
                 Err(_) => return,
             }
@@ -122,12 +126,15 @@ impl AttachServer {
 
     /// The connected clients, by index.
     pub fn clients(&self) -> impl Iterator<Item = (usize, BorrowedFd<'_>)> {
-        self.clients.iter().enumerate().map(|(i, c)| (i, c.as_fd()))
+        self.clients
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| Some((i, c.as_ref()?.as_fd())))
     }
 
     /// Reads one packet of client input into `buf`.
     pub fn read_client(&mut self, idx: usize, buf: &mut [u8]) -> ClientRead {
-        let Some(c) = self.clients.get(idx) else {
+        let Some(Some(c)) = self.clients.get(idx) else {
             return ClientRead::Closed;
         };
         match nix::unistd::read(c, buf) {
@@ -138,15 +145,16 @@ impl AttachServer {
         }
     }
 
-    /// Disconnects the clients at the given indices.
-    pub fn remove(&mut self, mut idx: Vec<usize>) {
-        idx.sort_unstable();
-        idx.dedup();
-        for i in idx.into_iter().rev() {
-            if i < self.clients.len() {
-                self.clients.swap_remove(i);
-            }
+    /// Disconnects the client at `idx` (it is pruned later).
+    pub fn disconnect(&mut self, idx: usize) {
+        if let Some(c) = self.clients.get_mut(idx) {
+            *c = None;
         }
+    }
+
+    /// Forgets disconnected clients; call between poll rounds only (indices change).
+    pub fn prune(&mut self) {
+        self.clients.retain(Option::is_some);
     }
 
     /// Sends output to every client; clients that fail or cannot keep up are disconnected.
@@ -158,22 +166,22 @@ impl AttachServer {
             Stream::Stdout => STDOUT,
             Stream::Stderr => STDERR,
         };
-        let mut dead = Vec::new();
         for chunk in data.chunks(MAX_PACKET) {
             self.packet.clear();
             self.packet.push(tag);
             self.packet.extend_from_slice(chunk);
-            for (i, c) in self.clients.iter().enumerate() {
+            for slot in self.clients.iter_mut() {
                 let flags = MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL;
-                if send(c.as_raw_fd(), &self.packet, flags).is_err() {
-                    dead.push(i);
+                if let Some(c) = slot
+                    && send(c.as_raw_fd(), &self.packet, flags).is_err()
+                {
+                    *slot = None;
                 }
             }
         }
         if self.packet.capacity() > MAX_PACKET + 1 {
             self.packet = Vec::new();
         }
-        self.remove(dead);
     }
 
     /// Disconnects everybody (the container is gone).
@@ -243,5 +251,57 @@ impl StdinSink {
             self.pending = Vec::new();
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nix::sys::socket::{connect, recv};
+
+    fn client(path: &Path) -> OwnedFd {
+        let fd = socket(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            SockFlag::SOCK_CLOEXEC,
+            None,
+        )
+        .unwrap();
+        connect(fd.as_raw_fd(), &UnixAddr::new(path).unwrap()).unwrap();
+        fd
+    }
+
+    #[test]
+    fn broadcasts_tagged_packets_and_drops_clients_that_do_not_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("attach");
+        let mut srv = AttachServer::bind(&path).unwrap();
+        let reader = client(&path);
+        let stalled = client(&path);
+        srv.accept_all();
+        assert_eq!(srv.clients().count(), 2);
+
+        srv.broadcast(Stream::Stderr, b"oops");
+        let mut buf = [0u8; 64];
+        let n = recv(reader.as_raw_fd(), &mut buf, MsgFlags::empty()).unwrap();
+        assert_eq!(&buf[..n], b"\x03oops");
+
+        // Far more than a socket buffer holds: the server never blocks, the client that does not
+        // read is disconnected (the reader is too, since it does not drain in this test).
+        for _ in 0..256 {
+            srv.broadcast(Stream::Stdout, &[b'x'; 16 * 1024]);
+        }
+        srv.prune();
+        assert_eq!(srv.clients().count(), 0);
+        drop(stalled);
+        drop(srv);
+        assert!(!path.exists(), "socket removed on drop");
+    }
+
+    #[test]
+    fn rejects_socket_paths_longer_than_sun_path() {
+        let long = Path::new("/tmp").join("x".repeat(120));
+        let e = AttachServer::bind(&long).unwrap_err().to_string();
+        assert!(e.contains("107"), "{e}");
     }
 }

@@ -56,6 +56,11 @@ pub struct Monitor {
     log: CriLog,
     outputs: Vec<Output>,
     stdin: Option<StdinSink>,
+    stdin_once: bool,
+    /// The attach client whose input goes to stdin first (for `--stdin-once`).
+    stdin_owner_seen: bool,
+    /// Close stdin once the queued input is written.
+    stdin_closing: bool,
     tty: Option<OwnedFd>,
     attach: Option<AttachServer>,
     ctl: Option<CtlFifo>,
@@ -142,6 +147,9 @@ impl Monitor {
             log,
             outputs,
             stdin,
+            stdin_once: args.stdin_once,
+            stdin_owner_seen: false,
+            stdin_closing: false,
             tty,
             attach,
             ctl,
@@ -192,13 +200,17 @@ impl Monitor {
         let revents: Vec<PollFlags> = {
             let mut fds = vec![PollFd::new(self.signals.fd().as_fd(), PollFlags::POLLIN)];
             slots.push(Slot::Signals);
+            // New attach clients first: a client that connected before some output was
+            // produced must receive that output.
+            if let Some(a) = &self.attach {
+                fds.push(PollFd::new(a.listener(), PollFlags::POLLIN));
+                slots.push(Slot::Listener);
+            }
             for (i, o) in self.outputs.iter().enumerate() {
                 fds.push(PollFd::new(o.fd.as_fd(), PollFlags::POLLIN));
                 slots.push(Slot::Output(i));
             }
             if let Some(a) = &self.attach {
-                fds.push(PollFd::new(a.listener(), PollFlags::POLLIN));
-                slots.push(Slot::Listener);
                 let reading = self.stdin.as_ref().is_none_or(StdinSink::accepts_input);
                 for (i, c) in a.clients() {
                     let ev = if reading {
@@ -234,7 +246,6 @@ impl Monitor {
                 .collect()
         };
         let mut closed_outputs = Vec::new();
-        let mut dead_clients = Vec::new();
         for (slot, ev) in slots.into_iter().zip(revents) {
             if ev.is_empty() {
                 continue;
@@ -252,8 +263,10 @@ impl Monitor {
                     }
                 }
                 Slot::Client(i) => {
-                    if !self.read_client(i) {
-                        dead_clients.push(i);
+                    if !self.read_client(i)
+                        && let Some(a) = self.attach.as_mut()
+                    {
+                        a.disconnect(i);
                     }
                 }
                 Slot::Stdin => self.flush_stdin(),
@@ -261,7 +274,7 @@ impl Monitor {
             }
         }
         if let Some(a) = self.attach.as_mut() {
-            a.remove(dead_clients);
+            a.prune();
         }
         for i in closed_outputs.into_iter().rev() {
             let mut o = self.outputs.remove(i);
@@ -328,11 +341,28 @@ impl Monitor {
             return false;
         };
         match a.read_client(i, &mut self.buf) {
-            ClientRead::Closed => false,
+            ClientRead::Closed => {
+                if self.stdin_once && self.stdin_owner_seen && !self.stdin_closing {
+                    // stdin_once: the attach session that fed stdin is over; the container
+                    // sees EOF once its queued input is written.
+                    self.stdin_closing = true;
+                    if self.tty.is_some()
+                        && let Some(s) = self.stdin.as_mut()
+                    {
+                        // A pty has no half-close: send the terminal's EOF character.
+                        s.queue(b"\x04");
+                    }
+                    self.flush_stdin();
+                }
+                false
+            }
             ClientRead::Nothing => true,
             ClientRead::Data(n) => {
-                if let Some(s) = self.stdin.as_mut() {
+                if let Some(s) = self.stdin.as_mut()
+                    && !self.stdin_closing
+                {
                     s.queue(&self.buf[..n]);
+                    self.stdin_owner_seen = true;
                     self.flush_stdin();
                 }
                 true
@@ -341,11 +371,17 @@ impl Monitor {
     }
 
     fn flush_stdin(&mut self) {
-        if let Some(s) = self.stdin.as_mut()
-            && let Err(e) = s.flush()
-        {
-            tracing::info!(id = %self.id, "container stdin closed: {e}");
-            self.stdin = None;
+        let Some(s) = self.stdin.as_mut() else { return };
+        match s.flush() {
+            Err(e) => {
+                tracing::info!(id = %self.id, "container stdin closed: {e}");
+                self.stdin = None;
+            }
+            Ok(()) if self.stdin_closing && !s.has_pending() => {
+                tracing::info!(id = %self.id, "closing container stdin (stdin-once)");
+                self.stdin = None;
+            }
+            Ok(()) => {}
         }
     }
 

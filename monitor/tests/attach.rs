@@ -90,3 +90,45 @@ fn tty_attach_input_goes_through_the_pty() {
         "{out:?}"
     );
 }
+
+#[test]
+fn stdin_once_closes_stdin_when_the_attach_session_ends() {
+    let mut c = Monitored::new("once", Bundle::new(&["sh", "-c", "cat; echo done"], false));
+    c.stdin = true;
+    let s = {
+        // Same as start_monitor, plus --stdin-once.
+        let out = c.command().arg("--stdin-once").output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["monitor_pid"].as_i64().unwrap() as i32
+    };
+    let cl = attach(&c.socket_dir().join("attach"));
+    c.start();
+    send(cl.as_raw_fd(), b"abc\n", MsgFlags::empty()).unwrap();
+    recv_until(&cl, "abc");
+    drop(cl);
+    // cat sees EOF, so the container finishes by itself.
+    assert_eq!(c.wait_exit(s)["exit_code"], 0);
+    assert_eq!(lines_of(&c.log(), "stdout"), ["abc", "done"]);
+}
+
+#[test]
+fn without_stdin_once_stdin_stays_open_after_detach() {
+    let mut c = Monitored::new("keep", Bundle::new(&["sh", "-c", "cat; echo done"], false));
+    c.stdin = true;
+    let s = c.start_monitor().unwrap();
+    let cl = attach(&c.socket_dir().join("attach"));
+    c.start();
+    send(cl.as_raw_fd(), b"abc\n", MsgFlags::empty()).unwrap();
+    recv_until(&cl, "abc");
+    drop(cl);
+    // Still running: cat waits for more input from a later attach.
+    c.wait_log("abc", |l| !l.is_empty());
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(
+        alive(s.pid),
+        "stdin was closed although --stdin-once was not given"
+    );
+    c.kill("KILL");
+    assert_eq!(c.wait_exit(s.monitor_pid)["signal"], 9);
+}
