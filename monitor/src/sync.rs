@@ -87,6 +87,9 @@ pub fn daemonize(sync_fd: Option<i32>) -> Result<Notifier, SyncError> {
             drop(rd);
             drop(sync);
             setsid().map_err(sys_err("setsid"))?;
+            // Sockets and files the daemon creates: no write access for group/other (anyone who
+            // can connect to the attach socket can type into the container).
+            nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o027));
             detach_stdio()?;
             Ok(Notifier {
                 pipe: Some(File::from(wr)),

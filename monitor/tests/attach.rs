@@ -44,6 +44,13 @@ fn attach_relays_stdin_and_copies_output() {
     c.stdin = true;
     let s = c.start_monitor().unwrap();
     let sock = c.socket_dir().join("attach");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&sock).unwrap().permissions().mode();
+    assert_eq!(
+        mode & 0o022,
+        0,
+        "attach socket writable by group/other: {mode:o}"
+    );
     let first = attach(&sock);
     c.start();
     recv_until(&first, "ready");
