@@ -75,7 +75,7 @@ def rand(name, mb, seed):
     return add
 base = [layer(tree("/usr/lib/python3.11", "usr/lib/python3.11")), layer(tree("/usr/share/doc", "usr/share/doc"))]
 index = []
-for tag, top in (("1", layer(rand("data/blob1", 40, "one"))), ("2", layer(rand("data/blob2", 8, "two")))):
+for tag, top in (("1", layer(rand("data/blob1", 20, "one"))), ("2", layer(rand("data/blob2", 8, "two")))):
     layers = base + [top]
     cfg = json.dumps({"architecture": "amd64", "os": "linux", "config": {"Cmd": ["/bin/busybox", "sh"]},
                       "rootfs": {"type": "layers", "diff_ids": [l[1] for l in layers]}}).encode()
@@ -105,7 +105,10 @@ start_cri() { # $1 = dir
     for _ in $(seq 200); do [ -S "$1/cri.sock" ] && break; sleep 0.05; done
 }
 stop_last() { local p=${PIDS[-1]}; kill "$p"; wait "$p" 2>/dev/null || true; unset 'PIDS[-1]'; }
-crictl_() { "$CRICTL" --image-endpoint "unix://$1/cri.sock" --runtime-endpoint "unix://$1/cri.sock" --timeout 600s "${@:2}"; }
+crictl_() {
+    "$CRICTL" --image-endpoint "unix://$1/cri.sock" --runtime-endpoint "unix://$1/cri.sock" \
+        --timeout 600s "${@:2}" 2>"$WORK/crictl.err" || { cat "$WORK/crictl.err" >&2; return 1; }
+}
 
 run_ours() { # $1 = run
     local d=$WORK/ours-$1; start_cri "$d"
