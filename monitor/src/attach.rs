@@ -1,4 +1,5 @@
-//! The attach socket: `<socket-dir>/attach`, a unix `SOCK_SEQPACKET` socket (as in conmon).
+//! The attach socket: `<socket-dir>/attach`, a unix `SOCK_SEQPACKET` socket (as in conmon);
+//! its constants live in `cri_monitor::protocol`.
 //!
 //! - Monitor → client: every packet is one byte naming the stream ([`STDOUT`] = 2,
 //!   [`STDERR`] = 3; a tty's output is stdout) followed by output bytes. All connected clients get
@@ -22,10 +23,7 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-/// Stream byte of stdout packets.
-pub const STDOUT: u8 = 2;
-/// Stream byte of stderr packets.
-pub const STDERR: u8 = 3;
+use cri_monitor::protocol::{ATTACH_STDERR as STDERR, ATTACH_STDOUT as STDOUT};
 /// Largest payload of one output packet.
 const MAX_PACKET: usize = 32 * 1024;
 

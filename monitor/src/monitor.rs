@@ -11,6 +11,7 @@ use crate::log::{CriLog, LogError, Stream, StreamLog};
 use crate::oom::OomWatch;
 use crate::reaper::{self, Event, Exit, ExitRecord, ReaperError, Signals};
 use crate::runtime::{self, RuntimeError};
+use cri_monitor::protocol;
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::unistd::Pid;
@@ -91,10 +92,10 @@ impl Monitor {
                 path: dir.clone(),
                 source,
             })?;
-            attach = Some(AttachServer::bind(&dir.join("attach"))?);
-            ctl = Some(CtlFifo::create(&dir.join("ctl"))?);
+            attach = Some(AttachServer::bind(&dir.join(protocol::ATTACH_SOCKET))?);
+            ctl = Some(CtlFifo::create(&dir.join(protocol::CTL_FIFO))?);
             if args.tty {
-                console = Some(ConsoleSocket::bind(&dir.join("console.sock"))?);
+                console = Some(ConsoleSocket::bind(&dir.join(protocol::CONSOLE_SOCKET))?);
             }
         }
         let (pid, io) = runtime::create(args, console.as_ref())?;
@@ -178,7 +179,7 @@ impl Monitor {
             .unwrap_or((Exit::Code(255), clock::now_rfc3339_nano()));
         let oom = self.oom.as_ref().and_then(OomWatch::oom_killed);
         let record = ExitRecord::new(exit, exited_at, oom);
-        record.write_atomic(&self.exit_file)?;
+        reaper::write_exit_file(&record, &self.exit_file)?;
         tracing::info!(id = %self.id, ?record, "container exited");
         if let Some(a) = self.attach.as_mut() {
             a.close_clients();

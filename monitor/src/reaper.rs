@@ -18,7 +18,6 @@ use nix::sys::signal::{SigSet, SigmaskHow, Signal, sigprocmask};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
-use serde::{Deserialize, Serialize};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
@@ -101,20 +100,14 @@ impl Signals {
     }
 }
 
-/// How the container init ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Exit {
-    Code(i32),
-    Signal(i32),
-}
+pub use cri_monitor::protocol::{Exit, ExitRecord};
 
-impl Exit {
-    pub fn from_wait(st: WaitStatus) -> Option<(Pid, Exit)> {
-        match st {
-            WaitStatus::Exited(pid, code) => Some((pid, Exit::Code(code))),
-            WaitStatus::Signaled(pid, sig, _) => Some((pid, Exit::Signal(sig as i32))),
-            _ => None,
-        }
+/// The pid and ending of a reaped child, if it has ended.
+fn exit_from_wait(st: WaitStatus) -> Option<(Pid, Exit)> {
+    match st {
+        WaitStatus::Exited(pid, code) => Some((pid, Exit::Code(code))),
+        WaitStatus::Signaled(pid, sig, _) => Some((pid, Exit::Signal(sig as i32))),
+        _ => None,
     }
 }
 
@@ -126,7 +119,7 @@ pub fn reap(target: Pid) -> Option<Exit> {
         match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
             Ok(WaitStatus::StillAlive) | Err(Errno::ECHILD) => return found,
             Ok(st) => {
-                if let Some((pid, exit)) = Exit::from_wait(st)
+                if let Some((pid, exit)) = exit_from_wait(st)
                     && pid == target
                 {
                     found = Some(exit);
@@ -138,47 +131,21 @@ pub fn reap(target: Pid) -> Option<Exit> {
     }
 }
 
-/// The exit file's content.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ExitRecord {
-    pub exit_code: i32,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub signal: Option<i32>,
-    pub exited_at: String,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub oom_killed: Option<bool>,
-}
-
-impl ExitRecord {
-    pub fn new(exit: Exit, exited_at: String, oom_killed: Option<bool>) -> Self {
-        let (exit_code, signal) = match exit {
-            Exit::Code(c) => (c, None),
-            Exit::Signal(s) => (128 + s, Some(s)),
-        };
-        Self {
-            exit_code,
-            signal,
-            exited_at,
-            oom_killed,
-        }
-    }
-
-    /// Writes the record atomically: a reader sees either no file or the whole record.
-    pub fn write_atomic(&self, path: &Path) -> Result<(), ReaperError> {
-        let err = |source| ReaperError::ExitFile {
-            path: path.to_path_buf(),
-            source,
-        };
-        let mut tmp = path.as_os_str().to_owned();
-        tmp.push(".tmp");
-        let tmp = PathBuf::from(tmp);
-        let body = serde_json::to_vec(self).map_err(|e| err(io::Error::other(e)))?;
-        let mut f = std::fs::File::create(&tmp).map_err(err)?;
-        f.write_all(&body).map_err(err)?;
-        f.sync_all().map_err(err)?;
-        std::fs::rename(&tmp, path).map_err(err)?;
-        Ok(())
-    }
+/// Writes the exit file atomically: a reader sees either no file or the whole record.
+pub fn write_exit_file(record: &ExitRecord, path: &Path) -> Result<(), ReaperError> {
+    let err = |source| ReaperError::ExitFile {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    let body = serde_json::to_vec(record).map_err(|e| err(io::Error::other(e)))?;
+    let mut f = std::fs::File::create(&tmp).map_err(err)?;
+    f.write_all(&body).map_err(err)?;
+    f.sync_all().map_err(err)?;
+    std::fs::rename(&tmp, path).map_err(err)?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -186,32 +153,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn exit_record_json_and_signal_mapping() {
-        let r = ExitRecord::new(Exit::Code(3), "t".into(), None);
-        assert_eq!(
-            serde_json::to_string(&r).unwrap(),
-            r#"{"exit_code":3,"exited_at":"t"}"#
-        );
-        let r = ExitRecord::new(Exit::Signal(9), "t".into(), Some(false));
-        assert_eq!(
-            serde_json::to_string(&r).unwrap(),
-            r#"{"exit_code":137,"signal":9,"exited_at":"t","oom_killed":false}"#
-        );
-    }
-
-    #[test]
     fn write_atomic_replaces_and_leaves_no_temp() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("exit");
-        ExitRecord::new(Exit::Code(1), "a".into(), None)
-            .write_atomic(&p)
-            .unwrap();
+        write_exit_file(&ExitRecord::new(Exit::Code(1), "a".into(), None), &p).unwrap();
         let r: ExitRecord = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
         assert_eq!(r.exit_code, 1);
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
-        let e = ExitRecord::new(Exit::Code(1), "a".into(), None)
-            .write_atomic(Path::new("/nonexistent-dir/exit"))
-            .unwrap_err();
+        let rec = ExitRecord::new(Exit::Code(1), "a".into(), None);
+        let e = write_exit_file(&rec, Path::new("/nonexistent-dir/exit")).unwrap_err();
         assert!(e.to_string().contains("/nonexistent-dir/exit"));
     }
 

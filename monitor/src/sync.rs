@@ -17,18 +17,11 @@
 
 use crate::sys;
 use nix::unistd::{ForkResult, Pid, setsid};
-use serde::{Deserialize, Serialize};
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Write};
 use std::os::fd::{AsFd, OwnedFd};
 
-/// The one line the caller reads.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum SyncMessage {
-    Started { pid: i32, monitor_pid: i32 },
-    Failed { error: String },
-}
+pub use cri_monitor::protocol::SyncMessage;
 
 /// Errors of daemonisation and synchronisation.
 #[derive(Debug, thiserror::Error)]
@@ -157,34 +150,4 @@ fn detach_stdio() -> Result<(), SyncError> {
 /// This process's pid as an i32.
 pub fn my_pid() -> i32 {
     Pid::this().as_raw()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn wire_format_is_one_json_object() {
-        let ok = SyncMessage::Started {
-            pid: 42,
-            monitor_pid: 7,
-        };
-        assert_eq!(
-            serde_json::to_string(&ok).unwrap(),
-            r#"{"pid":42,"monitor_pid":7}"#
-        );
-        let err = SyncMessage::Failed {
-            error: "runc create c1: \"boom\"".into(),
-        };
-        let s = serde_json::to_string(&err).unwrap();
-        assert_eq!(s, r#"{"error":"runc create c1: \"boom\""}"#);
-        assert_eq!(serde_json::from_str::<SyncMessage>(&s).unwrap(), err);
-        assert_eq!(
-            serde_json::from_str::<SyncMessage>(r#"{"pid":1,"monitor_pid":2}"#).unwrap(),
-            SyncMessage::Started {
-                pid: 1,
-                monitor_pid: 2
-            }
-        );
-    }
 }

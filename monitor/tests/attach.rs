@@ -3,6 +3,7 @@
 mod common;
 
 use common::*;
+use cri_monitor::protocol::{ATTACH_SOCKET, ATTACH_STDERR, ATTACH_STDOUT, ctl_resize};
 use nix::sys::socket::{
     AddressFamily, MsgFlags, SockFlag, SockType, UnixAddr, connect, recv, send, socket,
 };
@@ -31,7 +32,7 @@ fn recv_until(fd: &OwnedFd, want: &str) -> String {
     while !got.contains(want) {
         let n = recv(fd.as_raw_fd(), &mut buf, MsgFlags::empty()).expect("attach output");
         assert!(n > 0, "attach socket closed before {want:?}; got {got:?}");
-        assert_eq!(buf[0], 2, "stdout packets start with 2");
+        assert_eq!(buf[0], ATTACH_STDOUT, "stdout packets start with 2");
         got.push_str(&String::from_utf8_lossy(&buf[1..n]));
     }
     got
@@ -43,7 +44,7 @@ fn attach_relays_stdin_and_copies_output() {
     let mut c = Monitored::new("attach", Bundle::new(&["sh", "-c", script], false));
     c.stdin = true;
     let s = c.start_monitor().unwrap();
-    let sock = c.socket_dir().join("attach");
+    let sock = c.socket_dir().join(ATTACH_SOCKET);
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(&sock).unwrap().permissions().mode();
     assert_eq!(
@@ -64,7 +65,8 @@ fn attach_relays_stdin_and_copies_output() {
     // stderr arrives tagged 3, then the connection closes after exit.
     let mut buf = [0u8; 1024];
     let n = recv(second.as_raw_fd(), &mut buf, MsgFlags::empty()).unwrap();
-    assert_eq!(&buf[..n], b"\x03bye\n");
+    assert_eq!(buf[0], ATTACH_STDERR);
+    assert_eq!(&buf[1..n], b"bye\n");
     assert_eq!(c.wait_exit(s.monitor_pid)["exit_code"], 0);
     let n = recv(second.as_raw_fd(), &mut buf, MsgFlags::empty()).unwrap();
     assert_eq!(n, 0, "clients are disconnected after the container exits");
@@ -84,9 +86,9 @@ fn tty_attach_input_goes_through_the_pty() {
     c.tty = true;
     c.stdin = true;
     let s = c.start_monitor().unwrap();
-    let cl = attach(&c.socket_dir().join("attach"));
+    let cl = attach(&c.socket_dir().join(ATTACH_SOCKET));
     // A resize request through the ctl fifo is accepted on a tty container.
-    std::fs::write(c.socket_dir().join("ctl"), "1 100 40\n").unwrap();
+    std::fs::write(c.socket_dir().join("ctl"), ctl_resize(100, 40)).unwrap();
     c.start();
     send(cl.as_raw_fd(), b"typed\n", MsgFlags::empty()).unwrap();
     recv_until(&cl, "got:typed");
@@ -109,7 +111,7 @@ fn stdin_once_closes_stdin_when_the_attach_session_ends() {
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         v["monitor_pid"].as_i64().unwrap() as i32
     };
-    let cl = attach(&c.socket_dir().join("attach"));
+    let cl = attach(&c.socket_dir().join(ATTACH_SOCKET));
     c.start();
     send(cl.as_raw_fd(), b"abc\n", MsgFlags::empty()).unwrap();
     recv_until(&cl, "abc");
@@ -124,7 +126,7 @@ fn without_stdin_once_stdin_stays_open_after_detach() {
     let mut c = Monitored::new("keep", Bundle::new(&["sh", "-c", "cat; echo done"], false));
     c.stdin = true;
     let s = c.start_monitor().unwrap();
-    let cl = attach(&c.socket_dir().join("attach"));
+    let cl = attach(&c.socket_dir().join(ATTACH_SOCKET));
     c.start();
     send(cl.as_raw_fd(), b"abc\n", MsgFlags::empty()).unwrap();
     recv_until(&cl, "abc");

@@ -3,6 +3,7 @@
 mod common;
 
 use common::*;
+use cri_monitor::protocol::{CTL_FIFO, CTL_REOPEN_LOG, ExitRecord};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
@@ -19,10 +20,10 @@ fn logs_stdout_and_stderr_and_records_the_exit_code() {
         s.pid.to_string()
     );
     c.start();
-    let exit = c.wait_exit(s.monitor_pid);
-    assert_eq!(exit["exit_code"], 3, "{exit}");
-    assert!(exit.get("signal").is_none(), "{exit}");
-    check_timestamp(exit["exited_at"].as_str().unwrap());
+    let exit: ExitRecord = serde_json::from_value(c.wait_exit(s.monitor_pid)).unwrap();
+    assert_eq!(exit.exit_code, 3, "{exit:?}");
+    assert_eq!(exit.signal, None, "{exit:?}");
+    check_timestamp(&exit.exited_at);
 
     let log = c.log();
     assert_eq!(lines_of(&log, "stdout"), ["out"]);
@@ -100,7 +101,7 @@ fn reopens_the_log_on_sigusr1_and_on_the_ctl_fifo() {
 
     let rotated2 = c.log_path().with_extension("log.2");
     std::fs::rename(c.log_path(), &rotated2).unwrap();
-    std::fs::write(c.socket_dir().join("ctl"), "2 0 0\n").unwrap();
+    std::fs::write(c.socket_dir().join(CTL_FIFO), CTL_REOPEN_LOG).unwrap();
     wait_for("the reopened log", || c.log_path().exists().then_some(()));
     std::fs::write(c.bundle.rootfs().join("go2"), "").unwrap();
     assert_eq!(c.wait_exit(s.monitor_pid)["exit_code"], 0);
