@@ -460,10 +460,16 @@ async fn gc_during_pulls_and_container_rootfs_keep_content_alive() {
 
     // A container's rootfs keeps its chain alive after the image is removed.
     let chain = rec.chain_ids();
-    m.snapshotter().prepare_rootfs(&chain, "ctr-1").unwrap();
+    let rootfs = m.prepare_rootfs(&name, "ctr-1").await.unwrap();
+    assert_eq!(rootfs.lowerdirs.len(), 2);
+    assert_eq!(
+        rootfs.lowerdirs[0],
+        m.snapshotter().path(&chain[1]),
+        "top layer first"
+    );
     assert!(m.remove(&rec.id.to_string()).await.unwrap());
     assert!(chain.iter().all(|c| m.snapshotter().exists(c)));
-    m.snapshotter().remove_rootfs("ctr-1").unwrap();
+    m.remove_rootfs("ctr-1").unwrap();
     let report = m.gc().await.unwrap();
     assert_eq!(report.snapshots, 2);
     assert!(m.snapshotter().list().unwrap().is_empty());

@@ -17,7 +17,7 @@ use super::manifest::{self, ImageConfig, Parsed, Platform};
 use super::metadata::{FileImageStore, ImageRecord, ImageStore, LayerRecord};
 use super::reference;
 use super::registry::{Registries, RegistryConfig, Source};
-use super::snapshot::{OverlaySnapshotter, Snapshotter, du};
+use super::snapshot::{OverlaySnapshotter, RootfsMount, Snapshotter, du};
 use super::unpack::apply_layer;
 
 /// Largest manifest or config we accept.
@@ -121,6 +121,21 @@ impl ImageManager {
     /// Root directory of the image state.
     pub fn root(&self) -> &Path {
         &self.inner.root
+    }
+
+    /// Creates the writable layer of `container_id` on top of `image` (ID, name or digest
+    /// reference). While it exists, the image's snapshots survive garbage collection.
+    pub async fn prepare_rootfs(&self, image: &str, container_id: &str) -> Result<RootfsMount> {
+        let _gc = self.inner.gc_lock.read().await;
+        let view = self.resolve(image)?;
+        self.inner
+            .snapshots
+            .prepare_rootfs(&view.record.chain_ids(), container_id)
+    }
+
+    /// Deletes a container's writable layer (the caller has unmounted it).
+    pub fn remove_rootfs(&self, container_id: &str) -> Result<()> {
+        self.inner.snapshots.remove_rootfs(container_id)
     }
 
     /// The snapshotter (container rootfs for the runtime service).

@@ -41,12 +41,22 @@ impl RootfsMount {
 
     /// Mounts the rootfs on `target`.
     pub fn mount(&self, target: &Path) -> Result<()> {
+        let options = self.options();
+        // The kernel takes at most one page of mount data.
+        if options.len() >= 4096 {
+            return Err(Error::InvalidArgument(format!(
+                "rootfs for {}: {} layers exceed the overlayfs mount option limit ({} bytes)",
+                target.display(),
+                self.lowerdirs.len(),
+                options.len()
+            )));
+        }
         mount(
             Some("overlay"),
             target,
             Some("overlay"),
             MsFlags::empty(),
-            Some(self.options().as_str()),
+            Some(options.as_str()),
         )
         .map_err(|source| Error::Mount {
             op: "mount overlay on",
@@ -281,4 +291,50 @@ pub fn du(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rootfs_overlay_options_and_limits() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = OverlaySnapshotter::open(dir.path()).unwrap();
+        let (a, b) = (Digest::of(b"a"), Digest::of(b"b"));
+        for c in [&a, &b] {
+            assert!(s.create(c, &mut |_| Ok(())).unwrap());
+            assert!(!s.create(c, &mut |_| panic!("already exists")).unwrap());
+        }
+        let r = s.prepare_rootfs(&[a.clone(), b.clone()], "c1").unwrap();
+        assert!(r.options().starts_with(&format!(
+            "lowerdir={}:{}",
+            s.path(&b).display(),
+            s.path(&a).display()
+        )));
+        assert_eq!(s.rootfs_chains().unwrap(), vec![a.clone(), b.clone()]);
+        assert!(matches!(
+            s.prepare_rootfs(&[a.clone()], "../x"),
+            Err(Error::InvalidArgument(_))
+        ));
+        let many = RootfsMount {
+            lowerdirs: vec![s.path(&a); 60],
+            ..r
+        };
+        let err = many.mount(dir.path()).unwrap_err();
+        assert!(err.to_string().contains("60 layers"), "{err}");
+        // A failed fill leaves nothing behind.
+        let c = Digest::of(b"c");
+        assert!(
+            s.create(&c, &mut |_| Err(Error::Internal("boom".into())))
+                .is_err()
+        );
+        assert!(!s.exists(&c));
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("scratch"))
+                .unwrap()
+                .count(),
+            0
+        );
+    }
 }
