@@ -314,7 +314,7 @@ mod tests {
         )));
         assert_eq!(s.rootfs_chains().unwrap(), vec![a.clone(), b.clone()]);
         assert!(matches!(
-            s.prepare_rootfs(&[a.clone()], "../x"),
+            s.prepare_rootfs(std::slice::from_ref(&a), "../x"),
             Err(Error::InvalidArgument(_))
         ));
         let many = RootfsMount {
