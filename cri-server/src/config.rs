@@ -60,6 +60,8 @@ pub struct Config {
     pub runtime_handlers: BTreeMap<String, PathBuf>,
     /// Handler used when a pod names none.
     pub default_runtime_handler: String,
+    /// cri-monitor binary (default: next to the cri-server executable).
+    pub monitor_path: Option<PathBuf>,
 }
 
 /// `[registry]`.
@@ -100,6 +102,7 @@ impl Default for Config {
                 PathBuf::from("/usr/sbin/runc"),
             )]),
             default_runtime_handler: "runc".into(),
+            monitor_path: None,
         }
     }
 }

@@ -5,11 +5,13 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
 use k8s_cri::v1::image_service_server::ImageServiceServer;
+use k8s_cri::v1::runtime_service_server::RuntimeServiceServer;
 use tokio::net::UnixListener;
 use tokio_stream::wrappers::UnixListenerStream;
 
 use crate::config::Config;
 use crate::grpc::image::ImageServiceImpl;
+use crate::grpc::runtime::RuntimeServiceImpl;
 use crate::image::{ImageManager, ManagerConfig, Platform, RegistryConfig};
 
 /// Server start-up and serving errors.
@@ -24,6 +26,9 @@ pub enum ServerError {
     /// The image store could not be opened.
     #[error("open image store: {0}")]
     Images(#[from] crate::image::Error),
+    /// The runtime state could not be opened.
+    #[error("open runtime state: {0}")]
+    Runtime(#[from] crate::container::RuntimeError),
     /// The gRPC server failed.
     #[error("serve: {0}")]
     Serve(#[from] tonic::transport::Error),
@@ -42,12 +47,40 @@ pub fn image_manager(config: &Config) -> Result<ImageManager, ServerError> {
     })?)
 }
 
+/// Opens the runtime (sandboxes, containers, CNI) described by `config`.
+pub fn runtime(
+    config: &Config,
+    images: ImageManager,
+) -> Result<std::sync::Arc<crate::container::Runtime>, ServerError> {
+    let cni = crate::network::CniManager::new(crate::network::CniConfig {
+        conf_dir: config.cni.conf_dir.clone(),
+        bin_dirs: config.cni.bin_dirs.clone(),
+        cache_dir: config.root_dir.join("cni"),
+        ..Default::default()
+    });
+    let monitor = config
+        .monitor_path
+        .clone()
+        .unwrap_or_else(|| crate::container::runtime::beside_exe("cri-monitor"));
+    Ok(crate::container::Runtime::open(
+        config.clone(),
+        images,
+        std::sync::Arc::new(cni),
+        monitor,
+    )?)
+}
+
 /// Serves the CRI services on `config.listen` until `shutdown` completes, then removes the socket.
 pub async fn serve(
     config: &Config,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServerError> {
     let images = image_manager(config)?;
+    let runtime = runtime(config, images.clone())?;
+    let _cni_watch = runtime
+        .cni
+        .watch(crate::network::watch::DEFAULT_WATCH_INTERVAL);
+    let _exit_watch = runtime.watch_exits();
     let path = config.listen.clone();
     let listen_err = |source| ServerError::Listen {
         path: path.clone(),
@@ -66,6 +99,7 @@ pub async fn serve(
     tracing::info!(socket = %path.display(), root = %config.root_dir.display(), "cri-server listening");
     let result = tonic::transport::Server::builder()
         .add_service(ImageServiceServer::new(ImageServiceImpl::new(images)))
+        .add_service(RuntimeServiceServer::new(RuntimeServiceImpl::new(runtime)))
         .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown)
         .await;
     let _ = std::fs::remove_file(&path);

@@ -2,6 +2,7 @@
 //! mapping of domain errors onto gRPC status codes.
 
 pub mod image;
+pub mod runtime;
 
 use tonic::{Code, Status};
 
