@@ -28,6 +28,23 @@ struct Args {
     /// Log filter (overrides `log_level`).
     #[arg(long)]
     log_level: Option<String>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Manage the image store directly (safe while the server runs).
+    #[command(subcommand)]
+    Images(ImagesCommand),
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum ImagesCommand {
+    /// Import OCI image-layout or `docker save` tars, with their tags.
+    Import { archives: Vec<PathBuf> },
+    /// Export an image (ID, name or digest reference) as an OCI image-layout tar.
+    Export { image: String, archive: PathBuf },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -64,16 +81,51 @@ fn main() -> anyhow::Result<()> {
         .build()
         .context("start tokio")?;
     rt.block_on(async {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .context("install SIGTERM handler")?;
-        let shutdown = async move {
-            tokio::select! {
-                _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
-                _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
-            }
-        };
-        cri_server::server::serve(&config, shutdown)
-            .await
-            .context("cri-server")
+        match args.command {
+            None => serve(&config).await,
+            Some(Command::Images(cmd)) => images(&config, cmd).await,
+        }
     })
+}
+
+async fn serve(config: &Config) -> anyhow::Result<()> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("install SIGTERM handler")?;
+    let shutdown = async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+            _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+        }
+    };
+    cri_server::server::serve(config, shutdown)
+        .await
+        .context("cri-server")
+}
+
+async fn images(config: &Config, cmd: ImagesCommand) -> anyhow::Result<()> {
+    let images = cri_server::server::image_manager(config)?;
+    match cmd {
+        ImagesCommand::Import { archives } => {
+            anyhow::ensure!(
+                !archives.is_empty(),
+                "images import: name at least one archive"
+            );
+            for a in archives {
+                let imported = images
+                    .import_archive(&a)
+                    .await
+                    .with_context(|| format!("import {}", a.display()))?;
+                for (names, rec) in imported {
+                    println!("{} {}", rec.id, names.join(" "));
+                }
+            }
+        }
+        ImagesCommand::Export { image, archive } => {
+            images
+                .export_archive(&image, &archive)
+                .await
+                .with_context(|| format!("export {image}"))?;
+        }
+    }
+    Ok(())
 }

@@ -211,3 +211,83 @@ fn bad_config_is_a_clear_error() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("missing.toml"));
 }
+
+#[test]
+fn cli_import_and_export_while_the_server_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let certs = tmp.path().join("certs.d");
+    let srv = CriServer::start(tmp.path(), &certs);
+    let layer = LayerBuilder::new().busybox().finish();
+    let img = images::image(&[(layer.clone(), Comp::None)], "amd64", "");
+    let mut b = tar::Builder::new(Vec::new());
+    let manifest = serde_json::to_vec(&serde_json::json!([{
+        "Config": "config.json", "RepoTags": ["kina.local/loaded:v1"], "Layers": ["l1/layer.tar"],
+    }]))
+    .unwrap();
+    for (name, data) in [
+        ("config.json", &img.config.data),
+        ("l1/layer.tar", &layer),
+        ("manifest.json", &manifest),
+    ] {
+        let mut h = tar::Header::new_ustar();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        b.append_data(&mut h, name, &data[..]).unwrap();
+    }
+    let archive = tmp.path().join("save.tar");
+    std::fs::write(&archive, b.into_inner().unwrap()).unwrap();
+
+    let cli = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_cri-server"))
+            .arg("--config")
+            .arg(tmp.path().join("config.toml"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = cli(&["images", "import", archive.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&img.config.digest));
+    // The running server sees the imported image without a restart.
+    let listed = srv.crictl_ok(&["images", "-q", "kina.local/loaded:v1"]);
+    assert_eq!(listed.trim(), img.config.digest);
+
+    let exported = tmp.path().join("export.tar");
+    let out = cli(&[
+        "images",
+        "export",
+        "kina.local/loaded:v1",
+        exported.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = std::process::Command::new("skopeo")
+        .arg("inspect")
+        .arg("--config")
+        .arg(format!("oci-archive:{}", exported.display()))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["rootfs"]["diff_ids"][0], img.diff_ids[0]);
+
+    let out = cli(&[
+        "images",
+        "import",
+        tmp.path().join("missing.tar").to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("missing.tar"));
+    assert!(srv.stop());
+}

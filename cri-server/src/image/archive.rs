@@ -65,6 +65,7 @@ impl ImageManager {
     /// [`Self::import_archive`] on the calling thread: never call it from async code.
     pub fn import_archive_blocking(&self, path: &Path) -> Result<Vec<(Vec<String>, ImageRecord)>> {
         let _gc = self.inner.gc_lock.blocking_read();
+        let _xgc = self.inner.gc_shared_blocking()?;
         let content = self.inner.content.clone();
         let f = File::open(path).map_err(Error::io("open", path))?;
         let mut ar = tar::Archive::new(BufReader::with_capacity(1 << 20, f));

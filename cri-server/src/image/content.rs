@@ -66,15 +66,14 @@ pub struct FsContentStore {
 static INGEST_SEQ: AtomicU64 = AtomicU64::new(0);
 
 impl FsContentStore {
-    /// Opens (creating) the store at `root`, discarding ingests left by a crash.
+    /// Opens (creating) the store at `root`, discarding ingests left by crashed processes.
     pub fn open(root: &Path) -> Result<Self> {
         let blobs = root.join("blobs").join("sha256");
         let ingest = root.join("ingest");
         fs::create_dir_all(&blobs).map_err(Error::io("create", &blobs))?;
-        if ingest.exists() {
-            fs::remove_dir_all(&ingest).map_err(Error::io("clean", &ingest))?;
-        }
         fs::create_dir_all(&ingest).map_err(Error::io("create", &ingest))?;
+        // Ingests of processes that died (a crash mid-pull) are garbage; live ones are not ours.
+        super::flock::clean_abandoned(&ingest)?;
         Ok(Self { blobs, ingest })
     }
 

@@ -65,6 +65,8 @@ pub(super) struct Inner {
     pub(super) chain_locks: KeyedLocks,
     /// Pulls and imports hold it shared; garbage collection exclusively.
     pub(super) gc_lock: RwLock<()>,
+    /// The same across processes (`flock` on `<root>/gc.lock`), e.g. a CLI import.
+    pub(super) gc_flock: PathBuf,
     fetched: AtomicU64,
 }
 
@@ -83,6 +85,19 @@ impl std::fmt::Debug for ImageManager {
 }
 
 impl Inner {
+    /// Shared cross-process GC lock (blocking).
+    pub(super) fn gc_shared_blocking(&self) -> Result<super::flock::FileLock> {
+        super::flock::lock(&self.gc_flock, false)
+    }
+
+    /// Shared cross-process GC lock, waited for off the async workers.
+    async fn gc_shared(self: &Arc<Self>) -> Result<super::flock::FileLock> {
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || me.gc_shared_blocking())
+            .await
+            .map_err(|e| Error::Internal(format!("gc lock: {e}")))?
+    }
+
     /// Blocking lock of a chain ID (for blocking threads such as imports).
     pub(super) fn chain_locks_blocking(&self, chain: &Digest) -> super::locks::KeyGuard<'_> {
         self.chain_locks.blocking_lock(chain.as_str())
@@ -108,11 +123,13 @@ impl ImageManager {
                 registries: Registries::new(config.registry),
                 platform: config.platform,
                 pinned,
+                gc_flock: config.root.join("gc.lock"),
                 root: config.root,
                 pull_locks: KeyedLocks::default(),
                 blob_locks: KeyedLocks::default(),
                 chain_locks: KeyedLocks::default(),
                 gc_lock: RwLock::new(()),
+
                 fetched: AtomicU64::new(0),
             }),
         })
@@ -127,6 +144,7 @@ impl ImageManager {
     /// reference). While it exists, the image's snapshots survive garbage collection.
     pub async fn prepare_rootfs(&self, image: &str, container_id: &str) -> Result<RootfsMount> {
         let _gc = self.inner.gc_lock.read().await;
+        let _xgc = self.inner.gc_shared().await?;
         let view = self.resolve(image)?;
         self.inner
             .snapshots
@@ -161,6 +179,7 @@ impl ImageManager {
         let name = r.whole();
         let _dedup = self.inner.pull_locks.lock(&name).await;
         let _gc = self.inner.gc_lock.read().await;
+        let _xgc = self.inner.gc_shared().await?;
         let (src, top, top_digest) = self.inner.registries.resolve(&r, auth).await?;
         let what = format!("manifest of {name}");
         self.put_small(&top, &top_digest, &what)?;
@@ -436,6 +455,7 @@ impl ImageManager {
     }
 
     fn gc_locked(&self) -> Result<GcReport> {
+        let _xgc = super::flock::lock(&self.inner.gc_flock, true)?;
         let mut blobs = std::collections::HashSet::new();
         let mut chains: std::collections::HashSet<Digest> =
             self.inner.snapshots.rootfs_chains()?.into_iter().collect();

@@ -98,33 +98,73 @@ pub trait ImageStore: Send + Sync {
 #[derive(Debug)]
 pub struct FileImageStore {
     path: PathBuf,
-    doc: Mutex<Document>,
+    lock: PathBuf,
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    doc: Document,
+    /// (device, inode) of the images.json `doc` was read from: every save renames a new file
+    /// into place, so a different inode means another process (e.g. an import) changed it.
+    seen: Option<(u64, u64)>,
+}
+
+fn file_id(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
 }
 
 impl FileImageStore {
     /// Opens (creating) the store in `dir`.
     pub fn open(dir: &Path) -> Result<Self> {
         fs::create_dir_all(dir).map_err(Error::io("create", dir))?;
-        let path = dir.join("images.json");
-        let doc = match fs::read(&path) {
-            Ok(b) => serde_json::from_slice(&b).map_err(Error::json(path.display().to_string()))?,
+        let store = Self {
+            path: dir.join("images.json"),
+            lock: dir.join("lock"),
+            state: Mutex::new(State::default()),
+        };
+        store.refresh(&mut store.state.lock().unwrap_or_else(|p| p.into_inner()))?;
+        Ok(store)
+    }
+
+    /// Re-reads images.json if another process replaced it.
+    fn refresh(&self, st: &mut State) -> Result<()> {
+        let id = file_id(&self.path);
+        if id == st.seen && id.is_some() {
+            return Ok(());
+        }
+        st.doc = match fs::read(&self.path) {
+            Ok(b) => {
+                serde_json::from_slice(&b).map_err(Error::json(self.path.display().to_string()))?
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Document::default(),
             Err(e) => {
                 return Err(Error::Io {
                     op: "read",
-                    path,
+                    path: self.path.clone(),
                     source: e,
                 });
             }
         };
-        Ok(Self {
-            path,
-            doc: Mutex::new(doc),
-        })
+        st.seen = id;
+        Ok(())
+    }
+
+    /// The current document for reading (refreshed if changed; on a read error the last good
+    /// state is kept and the error logged).
+    fn read<T>(&self, f: impl FnOnce(&Document) -> T) -> T {
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if let Err(e) = self.refresh(&mut st) {
+            tracing::error!(error = %e, "reloading image metadata failed; serving the last good state");
+        }
+        f(&st.doc)
     }
 
     fn save(&self, doc: &Document) -> Result<()> {
-        let tmp = self.path.with_extension("json.tmp");
+        let tmp = self
+            .path
+            .with_extension(format!("json.{}.tmp", std::process::id()));
         let data = serde_json::to_vec_pretty(doc).map_err(Error::json("image metadata"))?;
         let mut f = File::create(&tmp).map_err(Error::io("create", &tmp))?;
         f.write_all(&data).map_err(Error::io("write", &tmp))?;
@@ -138,15 +178,19 @@ impl FileImageStore {
         Ok(())
     }
 
+    /// Read-modify-write under an exclusive cross-process lock.
     fn update<T>(&self, f: impl FnOnce(&mut Document) -> T) -> Result<T> {
-        let mut doc = self.doc.lock().unwrap_or_else(|p| p.into_inner());
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let _flock = super::flock::lock(&self.lock, true)?;
+        self.refresh(&mut st)?;
         let mut next = Document {
-            images: doc.images.clone(),
-            names: doc.names.clone(),
+            images: st.doc.images.clone(),
+            names: st.doc.names.clone(),
         };
         let out = f(&mut next);
         self.save(&next)?;
-        *doc = next;
+        st.doc = next;
+        st.seen = file_id(&self.path);
         Ok(out)
     }
 }
@@ -167,34 +211,31 @@ fn prune(doc: &mut Document) -> Vec<Digest> {
 
 impl ImageStore for FileImageStore {
     fn by_name(&self, name: &str) -> Option<(NameRecord, ImageRecord)> {
-        let doc = self.doc.lock().unwrap_or_else(|p| p.into_inner());
-        let n = doc.names.get(name)?;
-        Some((n.clone(), doc.images.get(&n.id)?.clone()))
+        self.read(|doc| {
+            let n = doc.names.get(name)?;
+            Some((n.clone(), doc.images.get(&n.id)?.clone()))
+        })
     }
 
     fn by_id(&self, id: &Digest) -> Option<ImageRecord> {
-        self.doc
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .images
-            .get(id)
-            .cloned()
+        self.read(|doc| doc.images.get(id).cloned())
     }
 
     fn list(&self) -> Vec<(ImageRecord, Vec<(String, NameRecord)>)> {
-        let doc = self.doc.lock().unwrap_or_else(|p| p.into_inner());
-        doc.images
-            .values()
-            .map(|img| {
-                let names = doc
-                    .names
-                    .iter()
-                    .filter(|(_, n)| n.id == img.id)
-                    .map(|(k, n)| (k.clone(), n.clone()))
-                    .collect();
-                (img.clone(), names)
-            })
-            .collect()
+        self.read(|doc| {
+            doc.images
+                .values()
+                .map(|img| {
+                    let names = doc
+                        .names
+                        .iter()
+                        .filter(|(_, n)| n.id == img.id)
+                        .map(|(k, n)| (k.clone(), n.clone()))
+                        .collect();
+                    (img.clone(), names)
+                })
+                .collect()
+        })
     }
 
     fn put(&self, image: ImageRecord, names: &[(String, Digest)]) -> Result<()> {
@@ -266,6 +307,13 @@ mod tests {
         let reopened = FileImageStore::open(dir.path()).unwrap();
         assert_eq!(reopened.by_name("y:1").unwrap().1, b);
         assert_eq!(reopened.remove_name("x:1").unwrap(), Vec::<Digest>::new());
+        // A second handle (another process) sees changes made through the first.
+        store
+            .put(a.clone(), &[("z:1".into(), a.manifest.clone())])
+            .unwrap();
+        assert_eq!(reopened.by_name("z:1").unwrap().1, a);
+        assert_eq!(reopened.remove_name("z:1").unwrap(), vec![a.id.clone()]);
+        assert!(store.by_name("z:1").is_none());
         assert_eq!(reopened.remove_name("y:1").unwrap(), vec![b.id.clone()]);
         assert!(reopened.list().is_empty());
     }

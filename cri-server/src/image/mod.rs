@@ -9,6 +9,7 @@ pub mod auth;
 pub mod content;
 pub mod digest;
 mod error;
+pub mod flock;
 pub mod hosts;
 mod locks;
 pub mod manager;

@@ -110,7 +110,7 @@ pub struct OverlaySnapshotter {
 static SCRATCH_SEQ: AtomicU64 = AtomicU64::new(0);
 
 impl OverlaySnapshotter {
-    /// Opens (creating) the snapshotter at `root`, discarding scratch dirs left by a crash.
+    /// Opens (creating) the snapshotter at `root`, discarding scratch dirs of crashed processes.
     pub fn open(root: &Path) -> Result<Self> {
         let s = Self {
             root: root.to_owned(),
@@ -118,12 +118,10 @@ impl OverlaySnapshotter {
             scratch: root.join("scratch"),
             containers: root.join("containers"),
         };
-        if s.scratch.exists() {
-            fs::remove_dir_all(&s.scratch).map_err(Error::io("clean", &s.scratch))?;
-        }
         for d in [&s.committed, &s.scratch, &s.containers] {
             fs::create_dir_all(d).map_err(Error::io("create", d))?;
         }
+        super::flock::clean_abandoned(&s.scratch)?;
         Ok(s)
     }
 
@@ -152,16 +150,23 @@ impl Snapshotter for OverlaySnapshotter {
         let seq = SCRATCH_SEQ.fetch_add(1, Ordering::Relaxed);
         let tmp = self
             .scratch
-            .join(format!("{}-{}-{seq}", chain.hex(), std::process::id()));
+            .join(format!("{}-{seq}-{}", std::process::id(), chain.hex()));
         fs::create_dir(&tmp).map_err(Error::io("create", &tmp))?;
-        let res = fill(&tmp).and_then(|()| {
-            let dst = self.path(chain);
-            fs::rename(&tmp, &dst).map_err(Error::io("commit snapshot", &dst))
+        let dst = self.path(chain);
+        let res = fill(&tmp).and_then(|()| match fs::rename(&tmp, &dst) {
+            Ok(()) => Ok(true),
+            // Another process committed the same chain meanwhile: theirs is as good as ours.
+            Err(_) if dst.is_dir() => Ok(false),
+            Err(e) => Err(Error::Io {
+                op: "commit snapshot",
+                path: dst.clone(),
+                source: e,
+            }),
         });
-        if res.is_err() {
+        if !matches!(res, Ok(true)) {
             let _ = fs::remove_dir_all(&tmp);
         }
-        res.map(|()| true)
+        res
     }
 
     fn path(&self, chain: &Digest) -> PathBuf {
@@ -183,7 +188,9 @@ impl Snapshotter for OverlaySnapshotter {
         // Rename first so a crash mid-delete never leaves a partial snapshot under its name.
         let src = self.path(chain);
         let seq = SCRATCH_SEQ.fetch_add(1, Ordering::Relaxed);
-        let tmp = self.scratch.join(format!("rm-{}-{seq}", chain.hex()));
+        let tmp = self
+            .scratch
+            .join(format!("{}-{seq}-rm-{}", std::process::id(), chain.hex()));
         match fs::rename(&src, &tmp) {
             Ok(()) => fs::remove_dir_all(&tmp).map_err(Error::io("remove", &tmp)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
