@@ -188,6 +188,14 @@ fn bad_archives_are_clear_errors() {
     let err = m.import_archive_blocking(&archive).unwrap_err();
     assert!(err.to_string().contains("c.json"), "{err}");
 
+    let index = serde_json::json!({"schemaVersion": 2, "manifests": [{
+        "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": images::sha(b"m"), "size": 1,
+        "annotations": {"org.opencontainers.image.ref.name": "v1"}}]});
+    let files = vec![("index.json".to_owned(), serde_json::to_vec(&index).unwrap())];
+    std::fs::write(&archive, tar_of(&files)).unwrap();
+    let err = m.import_archive_blocking(&archive).unwrap_err();
+    assert!(err.to_string().contains("no image name"), "{err}");
+
     std::fs::write(
         &archive,
         b"not a tar at all, just some bytes that are not 512 long",

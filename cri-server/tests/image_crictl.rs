@@ -74,7 +74,10 @@ async fn crictl_pull_images_inspecti_imagefsinfo_rmi() {
         String::from_utf8_lossy(&missing.stderr)
     );
 
-    srv.crictl_ok(&["rmi", &img.config.digest]);
+    let short = &img.config.digest[7..7 + 13];
+    let out = srv.crictl_ok(&["inspecti", "-o", "json", short]);
+    assert!(out.contains(&img.config.digest), "short IDs resolve: {out}");
+    srv.crictl_ok(&["rmi", short]);
     let out = srv.crictl_ok(&["images", "-q"]);
     assert!(out.trim().is_empty(), "{out}");
     let out = srv.crictl_ok(&["imagefsinfo"]);

@@ -205,13 +205,20 @@ impl ImageManager {
         let mut out = Vec::new();
         for desc in &index.manifests {
             let ann = desc.annotations.clone().unwrap_or_default();
+            // `ref.name` may be a bare tag ("v1"); only a full name ("repo:tag") will do.
+            let full_ref = ann
+                .get(REF_ANNOTATION)
+                .filter(|r| r.contains(':') || r.contains('/'));
             let name = ann
                 .get(NAME_ANNOTATION)
-                .or_else(|| ann.get(REF_ANNOTATION))
+                .or(full_ref)
                 .ok_or_else(|| {
                     arch_err(
                         path,
-                        format!("manifest {} has no image name annotation", desc.digest),
+                        format!(
+                            "manifest {} has no image name (annotation {NAME_ANNOTATION} or a full {REF_ANNOTATION})",
+                            desc.digest
+                        ),
                     )
                 })?;
             let name = reference::normalize(name).map_err(|e| {

@@ -387,6 +387,24 @@ impl ImageManager {
         {
             return Ok(v);
         }
+        // A unique prefix of an ID, as `crictl images` prints them (at least 12 hex digits).
+        let hex = spec.strip_prefix("sha256:").unwrap_or(spec);
+        if (12..64).contains(&hex.len()) && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            let mut found: Vec<ImageView> = self
+                .list()
+                .into_iter()
+                .filter(|v| v.record.id.hex().starts_with(hex))
+                .collect();
+            match found.len() {
+                1 => return Ok(found.remove(0)),
+                0 => {}
+                _ => {
+                    return Err(Error::InvalidArgument(format!(
+                        "image ID prefix {spec:?} is ambiguous"
+                    )));
+                }
+            }
+        }
         let name =
             reference::normalize(spec).map_err(|_| Error::NotFound(format!("image {spec:?}")))?;
         let (_, rec) = self
