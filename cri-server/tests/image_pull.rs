@@ -478,3 +478,31 @@ async fn gc_during_pulls_and_container_rootfs_keep_content_alive() {
         "all blobs collected"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pulls_docker_schema2_manifests() {
+    let reg = Registry::start(Mode::Plain);
+    let e = env();
+    let img = images::to_docker(&images::image(
+        &[(
+            LayerBuilder::new().busybox().file("docker", b"v2").finish(),
+            Comp::Gzip,
+        )],
+        "amd64",
+        "",
+    ));
+    images::push(&reg, "docker/v2:1", &img).await;
+    let m = support::manager(&e.root, &e.certs, None);
+    let name = format!("{}/docker/v2:1", reg.authority());
+    let rec = m.pull(&name, None).await.unwrap();
+    assert_eq!(rec.manifest.to_string(), img.manifest.digest);
+    assert_eq!(
+        rec.manifest_media_type,
+        "application/vnd.docker.distribution.manifest.v2+json"
+    );
+    let top = m.snapshotter().path(rec.chain_ids().last().unwrap());
+    assert_eq!(std::fs::read(top.join("docker")).unwrap(), b"v2");
+    // And by digest reference.
+    let by_digest = format!("{}/docker/v2@{}", reg.authority(), img.manifest.digest);
+    assert_eq!(m.pull(&by_digest, None).await.unwrap().id, rec.id);
+}

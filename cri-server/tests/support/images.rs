@@ -328,3 +328,25 @@ pub async fn push_index(reg: &Registry, repo_tag: &str, images: &[(&str, &TestIm
     c.push_manifest_raw(&r, index.clone(), ct).await.unwrap();
     sha(&index)
 }
+
+/// The same image as a docker schema2 manifest (docker media types).
+pub fn to_docker(img: &TestImage) -> TestImage {
+    let mut out = img.clone();
+    for l in &mut out.layers {
+        l.media_type = "application/vnd.docker.image.rootfs.diff.tar.gzip".into();
+    }
+    out.config.media_type = "application/vnd.docker.container.image.v1+json".into();
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "config": {"mediaType": out.config.media_type, "digest": out.config.digest, "size": out.config.data.len()},
+        "layers": out.layers.iter().map(|b| serde_json::json!({"mediaType": b.media_type, "digest": b.digest, "size": b.data.len()})).collect::<Vec<_>>(),
+    }))
+    .unwrap();
+    out.manifest = Blob {
+        digest: sha(&manifest),
+        data: manifest,
+        media_type: "application/vnd.docker.distribution.manifest.v2+json".into(),
+    };
+    out
+}

@@ -208,7 +208,7 @@ fn apply_entries<R: Read>(root: &Path, layer: &str, ar: &mut tar::Archive<R>) ->
                     .map_err(|e| fail("mkdir", &e))?;
                 }
             }
-            EntryType::Regular | EntryType::Continuous => {
+            EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
                 let fd = openat(
                     dir.fd.as_fd(),
                     name.as_os_str(),
@@ -320,8 +320,19 @@ fn apply_entries<R: Read>(root: &Path, layer: &str, ar: &mut tar::Archive<R>) ->
                     continue;
                 };
                 let key = OsStr::from_bytes(key);
-                xattr::set(dir.proc_path(name), key, ext.value_bytes())
-                    .map_err(|e| fail(&format!("setxattr {}", key.to_string_lossy()), &e))?;
+                match xattr::set(dir.proc_path(name), key, ext.value_bytes()) {
+                    Ok(()) => {}
+                    // Like containerd: an attribute the filesystem (or a symlink) cannot carry
+                    // is skipped, not fatal.
+                    Err(e)
+                        if e.raw_os_error() == Some(libc::ENOTSUP)
+                            || (kind == EntryType::Symlink
+                                && e.raw_os_error() == Some(libc::EPERM)) =>
+                    {
+                        tracing::warn!(layer, entry = %path.display(), xattr = %key.to_string_lossy(), error = %e, "xattr not supported, skipped");
+                    }
+                    Err(e) => return Err(fail(&format!("setxattr {}", key.to_string_lossy()), &e)),
+                }
             }
         }
         let mtime = hdr.mtime().unwrap_or(0);
