@@ -414,6 +414,11 @@ async fn tls_registry_needs_the_ca_from_hosts_toml() {
     );
     let m = support::manager(&e.root, &e.certs, None);
     m.pull("secure.example/secure/img:1", None).await.unwrap();
+
+    // skip_verify instead of a CA works too.
+    reg.write_hosts_toml(&e.certs, "insecure.example", "  skip_verify = true\n");
+    let m = support::manager(&e.root.join("2"), &e.certs, None);
+    m.pull("insecure.example/secure/img:1", None).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]
