@@ -329,7 +329,7 @@ impl Runtime {
                 bundle: dir.clone(),
                 log_path,
                 exit_file: dir.join("exit"),
-                socket_dir: dir.join("sock"),
+                socket_dir: self.socket_dir(id),
                 tty: config.tty,
                 stdin: config.stdin,
             })

@@ -25,6 +25,8 @@ impl Runtime {
             )));
         }
         let (_, backend) = self.backend(&c.handler)?;
+        // Taken before `start`: a quick process may have exited by the time it returns.
+        let started_at = now_ns();
         if let Err(e) = backend.start(&c.id).await {
             self.containers.update(&c.id, |r| {
                 r.state = State::Exited;
@@ -37,7 +39,7 @@ impl Runtime {
         }
         self.containers.update(&c.id, |r| {
             r.state = State::Running;
-            r.started_at = now_ns();
+            r.started_at = started_at;
         })?;
         self.events.container(&c.id, Kind::Started);
         Ok(())
@@ -148,6 +150,12 @@ impl Runtime {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(super::error::io("remove", &dir)(e)),
+        }
+        let sock = self.socket_dir(id);
+        if let Err(e) = std::fs::remove_dir_all(&sock)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            return Err(super::error::io("remove", &sock)(e));
         }
         self.containers.remove(id)?;
         Ok(())

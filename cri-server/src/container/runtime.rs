@@ -154,6 +154,15 @@ impl Runtime {
         self.config.state_dir.join("containers").join(id)
     }
 
+    /// Attach socket and ctl fifo of a sandbox or container: short, as unix socket paths are
+    /// limited to 107 bytes (96 bits of the ID are plenty to be unique).
+    pub fn socket_dir(&self, id: &str) -> PathBuf {
+        self.config
+            .state_dir
+            .join("s")
+            .join(&id[..id.len().min(24)])
+    }
+
     pub fn netns_dir(&self) -> PathBuf {
         self.config.state_dir.join("netns")
     }

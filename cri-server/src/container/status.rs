@@ -139,7 +139,7 @@ impl Runtime {
                 c.id
             )));
         }
-        let fifo = self.container_dir(&c.id).join("sock").join("ctl");
+        let fifo = self.socket_dir(&c.id).join("ctl");
         use std::io::Write;
         use std::os::unix::fs::OpenOptionsExt;
         let mut f = std::fs::OpenOptions::new()

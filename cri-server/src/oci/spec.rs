@@ -274,15 +274,18 @@ pub fn build(input: &SpecInput<'_>) -> Result<Value, OciError> {
     if let Some(s) = &input.seccomp {
         linux["seccomp"] = s.clone();
     }
-    let spec = json!({
+    let mut spec = json!({
         "ociVersion": "1.1.0",
         "process": process,
         "root": {"path": input.rootfs, "readonly": input.readonly_rootfs},
-        "hostname": input.hostname,
         "mounts": mounts,
         "linux": linux,
         "annotations": input.annotations,
     });
+    // A hostname needs a UTS namespace of its own (new, or the sandbox's).
+    if input.namespaces.list.iter().any(|(t, _)| *t == "uts") {
+        spec["hostname"] = json!(input.hostname);
+    }
     // The OCI types are the schema: refuse anything they do not accept.
     let typed: oci_spec::runtime::Spec = serde_json::from_value(spec.clone())
         .map_err(|e| OciError::InvalidSpec(format!("generated spec is invalid: {e}")))?;

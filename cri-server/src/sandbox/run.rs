@@ -278,7 +278,7 @@ impl Runtime {
                 bundle: dir.clone(),
                 log_path: dir.join("pause.log"),
                 exit_file: dir.join("exit"),
-                socket_dir: dir.join("sock"),
+                socket_dir: self.socket_dir(id),
                 tty: false,
                 stdin: false,
             })

@@ -99,6 +99,12 @@ impl Runtime {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(crate::container::error::io("remove", &dir)(e)),
         }
+        let sock = self.socket_dir(id);
+        if let Err(e) = std::fs::remove_dir_all(&sock)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            return Err(crate::container::error::io("remove", &sock)(e));
+        }
         self.sandboxes.remove(id)?;
         tracing::info!(id, "removed pod sandbox");
         Ok(())

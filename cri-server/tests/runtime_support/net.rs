@@ -1,0 +1,89 @@
+//! A bridge CNI network for pod tests. The bridge has to live in the host netns (the pod IP must
+//! be reachable from the host), so it gets a unique name and 10.x subnet and is deleted on drop,
+//! with the portmap chains of the test's pods and the host-local leases.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// A conflist in its own conf dir.
+#[derive(Debug)]
+pub struct BridgeNet {
+    pub conf_dir: PathBuf,
+    pub data_dir: PathBuf,
+    pub bridge: String,
+    /// e.g. `10.201.7`.
+    pub prefix: String,
+}
+
+fn run(cmd: &str, args: &[&str]) -> std::process::Output {
+    Command::new(cmd).args(args).output().expect(cmd)
+}
+
+impl BridgeNet {
+    /// A network named after `tag` (unique per test) under `dir`.
+    pub fn new(dir: &Path, tag: u8) -> BridgeNet {
+        let conf_dir = dir.join("net.d");
+        let data_dir = dir.join("cni-data");
+        std::fs::create_dir_all(&conf_dir).unwrap();
+        let bridge = format!("kcri{}-{tag}", std::process::id() % 10000);
+        let prefix = format!("10.{}.{}", 200 + tag, std::process::id() % 250);
+        let conf = serde_json::json!({
+            "cniVersion": "1.0.0",
+            "name": format!("kcri-{tag}"),
+            "plugins": [
+                {"type": "bridge", "bridge": bridge, "isGateway": true, "ipMasq": false,
+                 "ipam": {"type": "host-local", "dataDir": data_dir,
+                          "ranges": [[{"subnet": format!("{prefix}.0/24")}]],
+                          "routes": [{"dst": "0.0.0.0/0"}]}},
+                {"type": "portmap", "capabilities": {"portMappings": true}},
+            ],
+        });
+        std::fs::write(conf_dir.join("10-test.conflist"), conf.to_string()).unwrap();
+        BridgeNet {
+            conf_dir,
+            data_dir,
+            bridge,
+            prefix,
+        }
+    }
+
+    /// The gateway (bridge) address.
+    pub fn gateway(&self) -> String {
+        format!("{}.1", self.prefix)
+    }
+
+    /// Leased IPs still recorded by host-local.
+    pub fn leases(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Ok(rd) = std::fs::read_dir(&self.data_dir) {
+            for net in rd.flatten() {
+                for e in std::fs::read_dir(net.path())
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                {
+                    let n = e.file_name().to_string_lossy().into_owned();
+                    if n.parse::<std::net::IpAddr>().is_ok() {
+                        out.push(n);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// veth peers attached to our bridge.
+    pub fn veths(&self) -> Vec<String> {
+        let out = run("ip", &["-o", "link", "show", "master", &self.bridge]);
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+impl Drop for BridgeNet {
+    fn drop(&mut self) {
+        let _ = run("ip", &["link", "del", &self.bridge]);
+    }
+}

@@ -1,0 +1,302 @@
+//! A real cri-server process on a temporary socket, and k8s-cri clients for it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use k8s_cri::v1 as cri;
+use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
+use tonic::transport::{Channel, Endpoint, Uri};
+
+use super::bins;
+
+/// Settings of a test server.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Default runtime handler (`runc` or `kina`).
+    pub handler: String,
+    /// CNI conf dir (an empty dir means NetworkReady=false).
+    pub cni_conf_dir: PathBuf,
+}
+
+/// A running cri-server; SIGKILLed on drop. Its dir holds root, state, socket and log.
+#[derive(Debug)]
+pub struct Server {
+    pub dir: PathBuf,
+    pub socket: PathBuf,
+    pub opts: Options,
+    child: Option<Child>,
+}
+
+impl Server {
+    /// Imports the test images into `<dir>/root` and starts a server there.
+    pub fn start(dir: &Path, opts: Options) -> Server {
+        let b = bins();
+        // The import API is blocking: keep it off the test's async threads.
+        let (root, pause) = (dir.join("root"), b.pause.clone());
+        std::thread::spawn(move || super::images::import_test_images(&root, &pause))
+            .join()
+            .expect("import test images");
+        Self::spawn(dir, opts)
+    }
+
+    /// Starts a server on an existing `dir` (a restart).
+    pub fn spawn(dir: &Path, opts: Options) -> Server {
+        let b = bins();
+        let socket = dir.join("cri.sock");
+        let cfg = dir.join("config.toml");
+        std::fs::create_dir_all(&opts.cni_conf_dir).unwrap();
+        std::fs::write(
+            &cfg,
+            format!(
+                "root_dir = {:?}\nstate_dir = {:?}\nlisten = {:?}\nlog_level = \"debug\"\n\
+                 default_runtime_handler = {:?}\nmonitor_path = {:?}\n\
+                 [cni]\nconf_dir = {:?}\nbin_dirs = [\"/usr/lib/cni\"]\n\
+                 [runtime_handlers]\nrunc = \"/usr/sbin/runc\"\nkina = {:?}\n",
+                dir.join("root"),
+                dir.join("state"),
+                socket,
+                opts.handler,
+                b.monitor,
+                opts.cni_conf_dir,
+                b.kina_runtime,
+            ),
+        )
+        .unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("cri-server.log"))
+            .unwrap();
+        let child = Command::new(&b.cri_server)
+            .arg("--config")
+            .arg(&cfg)
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let s = Server {
+            dir: dir.to_owned(),
+            socket,
+            opts,
+            child: Some(child),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::os::unix::net::UnixStream::connect(&s.socket).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "cri-server did not listen: {}",
+                s.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        s
+    }
+
+    /// The server's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("cri-server.log")).unwrap_or_default()
+    }
+
+    /// A RuntimeService client.
+    pub async fn client(&self) -> RuntimeServiceClient<Channel> {
+        let path = self.socket.clone();
+        let ch = Endpoint::try_from("http://[::]:50051")
+            .unwrap()
+            .connect_with_connector(tower::service_fn(move |_: Uri| {
+                let path = path.clone();
+                async move {
+                    Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(
+                        tokio::net::UnixStream::connect(path).await?,
+                    ))
+                }
+            }))
+            .await
+            .unwrap();
+        RuntimeServiceClient::new(ch)
+    }
+
+    /// SIGKILL and reap (containers keep running under their monitors).
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM and wait; whether it exited successfully.
+    pub fn stop(&mut self) -> bool {
+        let Some(mut c) = self.child.take() else {
+            return false;
+        };
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(c.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .unwrap();
+        c.wait().unwrap().success()
+    }
+
+    /// crictl against this server.
+    pub fn crictl(&self, args: &[&str]) -> std::process::Output {
+        let ep = format!("unix://{}", self.socket.display());
+        let crictl = std::env::var_os("CRICTL")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| {
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/bin/crictl")
+            });
+        Command::new(crictl)
+            .args([
+                "--image-endpoint",
+                &ep,
+                "--runtime-endpoint",
+                &ep,
+                "--timeout",
+                "60s",
+            ])
+            .args(args)
+            .output()
+            .expect("run crictl")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// A pod sandbox config with unique metadata.
+pub fn pod_config(name: &str, log_dir: &Path) -> cri::PodSandboxConfig {
+    cri::PodSandboxConfig {
+        metadata: Some(cri::PodSandboxMetadata {
+            name: name.into(),
+            namespace: "default".into(),
+            uid: format!("uid-{name}"),
+            attempt: 0,
+        }),
+        hostname: name.into(),
+        log_directory: log_dir.display().to_string(),
+        linux: Some(cri::LinuxPodSandboxConfig {
+            cgroup_parent: format!("/kina-test/{name}"),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// A busybox container config running `sh -c script`.
+pub fn container_config(name: &str, script: &str) -> cri::ContainerConfig {
+    cri::ContainerConfig {
+        metadata: Some(cri::ContainerMetadata {
+            name: name.into(),
+            attempt: 0,
+        }),
+        image: Some(cri::ImageSpec {
+            image: super::images::BUSYBOX.into(),
+            ..Default::default()
+        }),
+        command: vec!["/bin/sh".into(), "-c".into(), script.into()],
+        log_path: format!("{name}.log"),
+        ..Default::default()
+    }
+}
+
+/// Host network namespace options for a pod.
+pub fn host_network(mut c: cri::PodSandboxConfig) -> cri::PodSandboxConfig {
+    let linux = c.linux.get_or_insert_with(Default::default);
+    linux
+        .security_context
+        .get_or_insert_with(Default::default)
+        .namespace_options = Some(cri::NamespaceOption {
+        network: cri::NamespaceMode::Node as i32,
+        ..Default::default()
+    });
+    c
+}
+
+/// Runs a pod, creates and starts one container per `(name, script)`; returns (pod, ids).
+pub async fn run_pod(
+    client: &mut RuntimeServiceClient<Channel>,
+    config: &cri::PodSandboxConfig,
+    containers: &[(&str, &str)],
+) -> (String, Vec<String>) {
+    let pod = client
+        .run_pod_sandbox(cri::RunPodSandboxRequest {
+            config: Some(config.clone()),
+            runtime_handler: String::new(),
+        })
+        .await
+        .expect("RunPodSandbox")
+        .into_inner()
+        .pod_sandbox_id;
+    let mut ids = Vec::new();
+    for (name, script) in containers {
+        let id = client
+            .create_container(cri::CreateContainerRequest {
+                pod_sandbox_id: pod.clone(),
+                config: Some(container_config(name, script)),
+                sandbox_config: Some(config.clone()),
+            })
+            .await
+            .expect("CreateContainer")
+            .into_inner()
+            .container_id;
+        client
+            .start_container(cri::StartContainerRequest {
+                container_id: id.clone(),
+            })
+            .await
+            .expect("StartContainer");
+        ids.push(id);
+    }
+    (pod, ids)
+}
+
+/// ContainerStatus.
+pub async fn container_status(
+    client: &mut RuntimeServiceClient<Channel>,
+    id: &str,
+) -> cri::ContainerStatus {
+    client
+        .container_status(cri::ContainerStatusRequest {
+            container_id: id.into(),
+            verbose: false,
+        })
+        .await
+        .expect("ContainerStatus")
+        .into_inner()
+        .status
+        .unwrap()
+}
+
+/// Waits until the container has exited; returns its status.
+pub async fn wait_exited(
+    client: &mut RuntimeServiceClient<Channel>,
+    id: &str,
+    secs: u64,
+) -> cri::ContainerStatus {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let s = container_status(client, id).await;
+        if s.state == cri::ContainerState::ContainerExited as i32 || Instant::now() > deadline {
+            return s;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Stops and removes a pod.
+pub async fn remove_pod(client: &mut RuntimeServiceClient<Channel>, pod: &str) {
+    client
+        .stop_pod_sandbox(cri::StopPodSandboxRequest {
+            pod_sandbox_id: pod.into(),
+        })
+        .await
+        .expect("StopPodSandbox");
+    client
+        .remove_pod_sandbox(cri::RemovePodSandboxRequest {
+            pod_sandbox_id: pod.into(),
+        })
+        .await
+        .expect("RemovePodSandbox");
+}
