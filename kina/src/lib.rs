@@ -4,6 +4,7 @@ pub mod cli;
 pub mod config;
 pub mod kubeconfig;
 pub mod network;
+pub mod node_image;
 pub mod provider;
 pub mod state;
 pub mod status;

@@ -1,0 +1,228 @@
+//! The build cache: the debootstrap base is built once per suite, variant, package list and
+//! architecture and kept as a finished gzip layer, so repeat builds skip debootstrap and
+//! recompression. Entries appear atomically (built in a temp dir, then renamed).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::debootstrap;
+use super::error::{NodeImageError, Result};
+use super::layer::{LayerInfo, LayerWriter};
+use super::recipe::Recipe;
+
+/// Bump when the base layer's contents change for the same recipe (pruning, layer format).
+const BASE_FORMAT: u32 = 1;
+
+/// Directories whose contents never go into the base layer: the runtime provides them.
+const SKIP_CONTENTS: &[&str] = &["dev", "proc", "sys", "run", "tmp"];
+
+/// Default cache directory.
+pub const DEFAULT_CACHE_DIR: &str = "/var/cache/kina/node-image";
+
+/// A cached base layer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BaseLayer {
+    /// Path of the gzip blob.
+    #[serde(skip)]
+    pub blob: PathBuf,
+    /// Digests and size.
+    pub layer: LayerInfo,
+    /// CNI plugins in /usr/lib/cni.
+    pub cni_plugins: Vec<String>,
+    /// The suite it was built from.
+    pub suite: String,
+    /// The mirror it was built from.
+    pub mirror: String,
+}
+
+/// `<suite>-<first 16 hex of sha256(recipe base, arch, format)>`.
+pub fn base_key(recipe: &Recipe, arch: &str) -> String {
+    let mut packages = recipe.base.packages.clone();
+    packages.sort();
+    packages.dedup();
+    let mut h = Sha256::new();
+    for part in [
+        format!("format={BASE_FORMAT}"),
+        format!("suite={}", recipe.base.suite),
+        format!("variant={}", recipe.base.variant),
+        format!("components={}", recipe.base.components.join(",")),
+        format!("packages={}", packages.join(",")),
+        format!("arch={arch}"),
+    ] {
+        h.update(part.as_bytes());
+        h.update(b"\n");
+    }
+    format!("{}-{}", recipe.base.suite, &hex::encode(h.finalize())[..16])
+}
+
+/// The cache rooted at a directory.
+#[derive(Debug, Clone)]
+pub struct Cache {
+    root: PathBuf,
+}
+
+/// A scratch directory inside the cache, removed (with everything in it) on drop.
+#[derive(Debug)]
+pub struct ScratchDir {
+    path: PathBuf,
+}
+
+impl ScratchDir {
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        if let Err(e) = fs::remove_dir_all(&self.path)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(path = %self.path.display(), error = %e, "cannot remove a scratch directory");
+        }
+    }
+}
+
+impl Cache {
+    /// A cache in `root` (created when needed).
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Cache { root: root.into() }
+    }
+
+    /// The cache directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Where downloaded Kubernetes releases are kept.
+    pub fn downloads(&self) -> PathBuf {
+        self.root.join("kubernetes")
+    }
+
+    /// A fresh scratch directory inside the cache.
+    pub fn scratch(&self, what: &str) -> Result<ScratchDir> {
+        let dir = self.root.join("tmp").join(format!(
+            "{what}-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0)
+        ));
+        fs::create_dir_all(&dir).map_err(NodeImageError::io("create directory", &dir))?;
+        Ok(ScratchDir { path: dir })
+    }
+
+    fn base_dir(&self, key: &str) -> PathBuf {
+        self.root.join("base").join(key)
+    }
+
+    /// The cached base for `recipe`, if it exists and is intact.
+    pub fn cached_base(&self, recipe: &Recipe, arch: &str) -> Option<BaseLayer> {
+        let dir = self.base_dir(&base_key(recipe, arch));
+        let text = fs::read_to_string(dir.join("base.json")).ok()?;
+        let mut base: BaseLayer = serde_json::from_str(&text).ok()?;
+        base.blob = dir.join("layer.tar.gz");
+        let size = fs::metadata(&base.blob).ok()?.len();
+        (size == base.layer.size).then_some(base)
+    }
+
+    /// The cached base for `recipe`, built with debootstrap from `mirror` when missing.
+    pub fn ensure_base(&self, recipe: &Recipe, arch: &str, mirror: &str) -> Result<BaseLayer> {
+        if let Some(base) = self.cached_base(recipe, arch) {
+            tracing::info!(blob = %base.blob.display(), "using the cached Debian base");
+            return Ok(base);
+        }
+        let key = base_key(recipe, arch);
+        let scratch = self.scratch(&key)?;
+        let tmp = scratch.path();
+        let rootfs = tmp.join("rootfs");
+        debootstrap::debootstrap(recipe, arch, mirror, &rootfs, &tmp.join("debootstrap.log"))?;
+        debootstrap::prune(&rootfs)?;
+        let cni_plugins = debootstrap::cni_plugins(&rootfs)?;
+        let entry = tmp.join("entry");
+        fs::create_dir(&entry).map_err(NodeImageError::io("create directory", &entry))?;
+        let mut writer = LayerWriter::create(&entry.join("layer.tar.gz"))?;
+        writer.append_dir(&rootfs, SKIP_CONTENTS)?;
+        let layer = writer.finish()?;
+        let base = BaseLayer {
+            blob: PathBuf::new(),
+            layer,
+            cni_plugins,
+            suite: recipe.base.suite.clone(),
+            mirror: mirror.to_owned(),
+        };
+        let json =
+            serde_json::to_vec_pretty(&base).map_err(|e| NodeImageError::Oci(e.to_string()))?;
+        let meta = entry.join("base.json");
+        fs::write(&meta, json).map_err(NodeImageError::io("write", &meta))?;
+        let dest = self.base_dir(&key);
+        let parent = self.root.join("base");
+        fs::create_dir_all(&parent).map_err(NodeImageError::io("create directory", &parent))?;
+        if let Err(e) = fs::rename(&entry, &dest) {
+            // Another build finished the same base first: use it.
+            if self.cached_base(recipe, arch).is_none() {
+                return Err(NodeImageError::io("move into the cache", &dest)(e));
+            }
+        }
+        drop(scratch);
+        self.cached_base(recipe, arch).ok_or_else(|| {
+            NodeImageError::Oci(format!(
+                "cached base {} vanished after it was written",
+                dest.display()
+            ))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_follows_the_package_set_not_its_order() {
+        let r = Recipe::embedded().unwrap();
+        let k = base_key(&r, "amd64");
+        assert!(
+            k.starts_with("bookworm-") && k.len() == "bookworm-".len() + 16,
+            "{k}"
+        );
+        let mut r2 = r.clone();
+        r2.base.packages.reverse();
+        assert_eq!(base_key(&r2, "amd64"), k);
+        r2.base.packages.push("curl".into());
+        assert_ne!(base_key(&r2, "amd64"), k);
+        assert_ne!(base_key(&r, "arm64"), k);
+    }
+
+    #[test]
+    fn a_truncated_blob_is_not_a_cache_hit() {
+        let root = std::env::temp_dir().join(format!("kina-cache-test-{}", std::process::id()));
+        let cache = Cache::new(&root);
+        let r = Recipe::embedded().unwrap();
+        let dir = cache.base_dir(&base_key(&r, "amd64"));
+        fs::create_dir_all(&dir).unwrap();
+        let base = BaseLayer {
+            blob: PathBuf::new(),
+            layer: LayerInfo {
+                digest: "sha256:a".into(),
+                diff_id: "sha256:b".into(),
+                size: 10,
+            },
+            cni_plugins: vec!["bridge".into()],
+            suite: "bookworm".into(),
+            mirror: "http://m/debian".into(),
+        };
+        fs::write(dir.join("base.json"), serde_json::to_vec(&base).unwrap()).unwrap();
+        fs::write(dir.join("layer.tar.gz"), [0u8; 5]).unwrap();
+        assert!(cache.cached_base(&r, "amd64").is_none());
+        fs::write(dir.join("layer.tar.gz"), [0u8; 10]).unwrap();
+        let hit = cache.cached_base(&r, "amd64").unwrap();
+        assert_eq!(hit.blob, dir.join("layer.tar.gz"));
+        fs::remove_dir_all(&root).unwrap();
+    }
+}
