@@ -124,6 +124,23 @@ async fn ipv6_only_cluster_has_no_ipv4() {
         "{ruleset}"
     );
     assert!(!ruleset.contains("ip saddr 127.0.0.0/8"), "{ruleset}");
+    // Without an IPv4 address the default listen address is "::".
+    let published = host
+        .net()
+        .publish_ports(
+            &net,
+            "six-cp",
+            &[PortMapping {
+                container_port: 80,
+                host_port: 0,
+                listen_address: None,
+                protocol: Protocol::Udp,
+            }],
+        )
+        .await
+        .unwrap();
+    assert_eq!(published[0].listen_address.to_string(), "::");
+    assert_ne!(published[0].host_port, 0);
     host.net().delete_cluster_network("six").await.unwrap();
 }
 

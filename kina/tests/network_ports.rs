@@ -196,6 +196,22 @@ async fn port_conflicts_are_refused() {
         "{err}"
     );
 
+    // A listen address the host does not have is refused by name.
+    let err = host
+        .net()
+        .publish_ports(
+            &other,
+            "two-cp",
+            &[mapping(80, 0, "192.0.2.77", Protocol::Tcp)],
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("192.0.2.77 is not an address of this host"),
+        "{err}"
+    );
+
     // The failed attempts changed nothing of cluster two.
     assert!(host.net().nodes("two").unwrap()["two-cp"].1.is_empty());
     host.net().delete_cluster_network("one").await.unwrap();

@@ -133,9 +133,14 @@ pub struct TestHost {
 }
 
 impl TestHost {
+    /// Forwarding starts off in the namespace (a new namespace copies IPv4 forwarding from the
+    /// real host, which other software may have turned on).
     pub fn new() -> Self {
+        let ns = Netns::new();
+        ns.ok(&["sysctl", "-qw", "net.ipv4.ip_forward=0"]);
+        ns.ok(&["sysctl", "-qw", "net.ipv6.conf.all.forwarding=0"]);
         Self {
-            ns: Netns::new(),
+            ns,
             state: tempfile::tempdir().unwrap(),
         }
     }
