@@ -17,7 +17,8 @@ use std::path::{Path, PathBuf};
 use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
-use crate::config::{NodeRole, Protocol};
+use crate::config::Protocol;
+use crate::provider::Role;
 
 /// Where state lives unless [`STATE_DIR_ENV`] says otherwise.
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/kina";
@@ -81,8 +82,8 @@ pub struct PortRecord {
 pub struct NodeRecord {
     /// Node (and container) name, e.g. `kina-control-plane`.
     pub name: String,
-    /// Role.
-    pub role: NodeRole,
+    /// What the node is for.
+    pub role: Role,
     /// Node image.
     pub image: String,
     /// IPv4 address on the cluster network.
@@ -317,7 +318,7 @@ mod tests {
     fn node(name: &str) -> NodeRecord {
         NodeRecord {
             name: name.into(),
-            role: NodeRole::Worker,
+            role: Role::Worker,
             image: "img".into(),
             ipv4: Some(Ipv4Addr::new(10, 89, 0, 2)),
             ipv6: None,

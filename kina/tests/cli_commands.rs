@@ -6,7 +6,7 @@ use std::net::Ipv4Addr;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use kina::config::NodeRole;
+use kina::provider::Role;
 use kina::state::{ClusterRecord, NodeRecord, StateStore};
 
 struct Sandbox {
@@ -69,7 +69,7 @@ impl Sandbox {
         let mut rec = ClusterRecord::new(name);
         rec.nodes.push(NodeRecord {
             name: format!("{name}-control-plane"),
-            role: NodeRole::ControlPlane,
+            role: Role::ControlPlane,
             image: "kina/node:v1.36.2".into(),
             ipv4: Some(Ipv4Addr::new(10, 89, 0, 2)),
             ipv6: None,
@@ -83,7 +83,7 @@ impl Sandbox {
             };
             rec.nodes.push(NodeRecord {
                 name: format!("{name}-worker{suffix}"),
-                role: NodeRole::Worker,
+                role: Role::Worker,
                 image: "kina/node:v1.36.2".into(),
                 ipv4: Some(Ipv4Addr::new(10, 89, 0, 3 + i as u8)),
                 ipv6: None,

@@ -65,10 +65,8 @@ nodes:
             Worker
         ]
     );
-    let names: Vec<String> = kina::cli::create::node_specs(&l.cluster)
-        .into_iter()
-        .map(|s| s.name)
-        .collect();
+    let plan = kina::cli::create::plan(&l.cluster);
+    let names: Vec<&str> = plan.nodes.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(
         names,
         vec![
@@ -80,6 +78,20 @@ nodes:
             "kina-worker3"
         ]
     );
+    // as in kind, an external load balancer takes the API server endpoint and every
+    // control plane publishes 6443 on a free loopback port
+    let lb = plan.load_balancer.expect("HA clusters get a load balancer");
+    assert_eq!(lb.name, "kina-external-load-balancer");
+    assert_eq!(
+        (lb.listen.listen_address.as_str(), lb.listen.host_port),
+        ("127.0.0.1", 0)
+    );
+    for n in &plan.nodes[..3] {
+        assert_eq!(n.ports.len(), 1);
+        assert_eq!(n.ports[0].container_port, 6443);
+        assert_eq!(n.ports[0].listen_address, "127.0.0.1");
+    }
+    assert!(plan.nodes[3..].iter().all(|n| n.ports.is_empty()));
 }
 
 #[test]
@@ -196,7 +208,9 @@ nodes:
     assert_eq!(p.listen_address, "");
     assert_eq!(p.protocol, Protocol::Tcp);
     // the control plane also publishes the API server port
-    let spec = &kina::cli::create::node_specs(&l.cluster)[0];
+    let plan = kina::cli::create::plan(&l.cluster);
+    assert!(plan.load_balancer.is_none());
+    let spec = &plan.nodes[0];
     assert_eq!(spec.ports.len(), 2);
     assert_eq!(spec.ports[1].container_port, 6443);
 }

@@ -8,8 +8,8 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 
 use super::{CLUSTER_NAME_ENV, CliError, Env, duration};
-use crate::config::{self, Loaded, NodeRole, PortMapping};
-use crate::provider::{NodeSpec, node_names};
+use crate::config::{self, IpFamily, Loaded, NodeRole, PortMapping};
+use crate::provider::{LoadBalancerSpec, Node, NodeSpec, Role, node_names};
 
 const CMD: &str = "kina create cluster";
 
@@ -64,42 +64,81 @@ pub fn load_config(args: &CreateClusterArgs) -> Result<Loaded, CliError> {
     Ok(loaded)
 }
 
-/// The node containers a config asks for.
-pub fn node_specs(cluster: &config::Cluster) -> Vec<NodeSpec> {
-    let roles: Vec<NodeRole> = cluster.nodes.iter().map(|n| n.role).collect();
-    let names = node_names(&cluster.name, &roles);
-    let first_cp = cluster
+/// The containers a config asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClusterPlan {
+    /// The Kubernetes nodes, in config order.
+    pub nodes: Vec<NodeSpec>,
+    /// The API server load balancer, when there are several control planes.
+    pub load_balancer: Option<LoadBalancerSpec>,
+}
+
+/// Plan the containers as kind does: with one control plane it publishes the API server
+/// on `apiServerAddress:apiServerPort`; with several, an external load balancer takes
+/// that endpoint and each control plane publishes 6443 on a free loopback port.
+pub fn plan(cluster: &config::Cluster) -> ClusterPlan {
+    let net = &cluster.networking;
+    let control_planes = cluster
         .nodes
         .iter()
-        .position(|n| n.role == NodeRole::ControlPlane);
-    cluster
+        .filter(|n| n.role == NodeRole::ControlPlane)
+        .count();
+    let with_lb = control_planes > 1;
+    let mut roles: Vec<Role> = cluster.nodes.iter().map(|n| Role::from(n.role)).collect();
+    if with_lb {
+        roles.push(Role::ExternalLoadBalancer);
+    }
+    let mut names = node_names(&cluster.name, &roles);
+    let api = PortMapping {
+        container_port: 6443,
+        host_port: net.api_server_port,
+        listen_address: net.api_server_address.clone(),
+        protocol: config::Protocol::Tcp,
+    };
+    let load_balancer = with_lb.then(|| LoadBalancerSpec {
+        cluster: cluster.name.clone(),
+        name: names.pop().unwrap_or_default(),
+        listen: api.clone(),
+        ip_family: net.ip_family,
+    });
+    let cp_api = if with_lb {
+        let loopback = match net.ip_family {
+            IpFamily::Ipv6 => "::1",
+            IpFamily::Ipv4 | IpFamily::Dual => "127.0.0.1",
+        };
+        PortMapping {
+            host_port: 0,
+            listen_address: loopback.to_string(),
+            ..api
+        }
+    } else {
+        api
+    };
+    let nodes = cluster
         .nodes
         .iter()
         .zip(names)
-        .enumerate()
-        .map(|(i, (node, name))| {
+        .map(|(node, name)| {
             let mut ports = node.extra_port_mappings.clone();
-            if Some(i) == first_cp {
-                // The API server's host port (0 = pick a free one).
-                ports.push(PortMapping {
-                    container_port: 6443,
-                    host_port: cluster.networking.api_server_port,
-                    listen_address: cluster.networking.api_server_address.clone(),
-                    protocol: config::Protocol::Tcp,
-                });
+            if node.role == NodeRole::ControlPlane {
+                ports.push(cp_api.clone());
             }
             NodeSpec {
                 cluster: cluster.name.clone(),
                 name,
-                role: node.role,
+                role: node.role.into(),
                 image: node.image.clone(),
                 mounts: node.extra_mounts.clone(),
                 ports,
                 labels: node.labels.clone(),
-                ip_family: cluster.networking.ip_family,
+                ip_family: net.ip_family,
             }
         })
-        .collect()
+        .collect();
+    ClusterPlan {
+        nodes,
+        load_balancer,
+    }
 }
 
 fn create_cluster(args: CreateClusterArgs, env: &Env) -> Result<(), CliError> {
@@ -130,11 +169,25 @@ fn create_cluster(args: CreateClusterArgs, env: &Env) -> Result<(), CliError> {
             })
             .map_err(CliError::provider(CMD))?;
     }
-    let specs = node_specs(cluster);
-    let nodes = env
-        .status
-        .step("Preparing nodes 📦", || env.provider.create_nodes(&specs))
-        .map_err(CliError::provider(CMD))?;
+    let plan = plan(cluster);
+    let mut created: Vec<Box<dyn Node>> = Vec::new();
+    let prepared = env.status.step("Preparing nodes 📦", || {
+        created = env.provider.create_nodes(&plan.nodes)?;
+        if let Some(lb) = &plan.load_balancer {
+            let cps: Vec<&dyn Node> = created
+                .iter()
+                .filter(|n| n.role() == Role::ControlPlane)
+                .map(|n| n.as_ref())
+                .collect();
+            let lb = env.provider.create_load_balancer(lb, &cps)?;
+            created.push(lb);
+        }
+        Ok(())
+    });
+    if let Err(e) = prepared {
+        cleanup(env, name, &created, args.retain);
+        return Err(CliError::provider(CMD)(e));
+    }
 
     // Bootstrapping Kubernetes in the nodes (kubeadm config, init/join, CNI, storage)
     // belongs to the node machinery; without it the nodes are of no use.
@@ -145,17 +198,166 @@ fn create_cluster(args: CreateClusterArgs, env: &Env) -> Result<(), CliError> {
         ))
     });
     if let Err(e) = result {
-        if args.retain {
-            env.status.line(&format!(
-                "Retaining nodes of cluster {name:?} for debugging (--retain)"
-            ));
-        } else {
-            let names: Vec<String> = nodes.iter().map(|n| n.name().to_string()).collect();
-            if let Err(cleanup) = env.provider.delete_nodes(name, &names) {
-                tracing::error!("{CMD}: removing the nodes of the failed cluster: {cleanup}");
-            }
-        }
+        cleanup(env, name, &created, args.retain);
         return Err(e);
     }
     Ok(())
+}
+
+/// Remove what a failed create made, unless `--retain` asks to keep it for debugging.
+fn cleanup(env: &Env, cluster: &str, created: &[Box<dyn Node>], retain: bool) {
+    if created.is_empty() {
+        return;
+    }
+    if retain {
+        env.status.line(&format!(
+            "Retaining the nodes of cluster {cluster:?} for debugging (--retain)"
+        ));
+        return;
+    }
+    let names: Vec<String> = created.iter().map(|n| n.name().to_string()).collect();
+    if let Err(e) = env.provider.delete_nodes(cluster, &names) {
+        tracing::error!("{CMD}: removing the nodes of the failed cluster: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+    use crate::provider::{ExecOutput, NodeNetwork, Provider, ProviderError};
+    use crate::state::StateStore;
+    use crate::status::Status;
+
+    /// A provider that creates nothing real, recording what it was asked to do, so the
+    /// create sequence (image, nodes, load balancer, cleanup) can be checked.
+    #[derive(Default)]
+    struct Recorder {
+        calls: Arc<Mutex<Vec<String>>>,
+    }
+
+    #[derive(Debug)]
+    struct Made(String, Role);
+
+    impl Node for Made {
+        fn name(&self) -> &str {
+            &self.0
+        }
+        fn role(&self) -> Role {
+            self.1
+        }
+        fn exec(&self, _: &[String], _: Option<&[u8]>) -> Result<ExecOutput, ProviderError> {
+            unreachable!("create does not exec before bootstrapping")
+        }
+        fn network(&self) -> Result<NodeNetwork, ProviderError> {
+            Ok(NodeNetwork::default())
+        }
+        fn load_image_archive(&self, _: &Path) -> Result<(), ProviderError> {
+            unreachable!()
+        }
+        fn collect_logs(&self, _: &Path) -> Result<(), ProviderError> {
+            unreachable!()
+        }
+    }
+
+    impl Recorder {
+        fn log(&self, s: String) {
+            self.calls.lock().unwrap().push(s);
+        }
+    }
+
+    impl Provider for Recorder {
+        fn ensure_image(&self, image: &str) -> Result<(), ProviderError> {
+            self.log(format!("image {image}"));
+            Ok(())
+        }
+        fn create_nodes(&self, specs: &[NodeSpec]) -> Result<Vec<Box<dyn Node>>, ProviderError> {
+            self.log(format!("nodes {}", specs.len()));
+            Ok(specs
+                .iter()
+                .map(|s| Box::new(Made(s.name.clone(), s.role)) as Box<dyn Node>)
+                .collect())
+        }
+        fn create_load_balancer(
+            &self,
+            spec: &LoadBalancerSpec,
+            cps: &[&dyn Node],
+        ) -> Result<Box<dyn Node>, ProviderError> {
+            let backends: Vec<&str> = cps.iter().map(|n| n.name()).collect();
+            self.log(format!("lb {} -> {}", spec.name, backends.join(",")));
+            Ok(Box::new(Made(
+                spec.name.clone(),
+                Role::ExternalLoadBalancer,
+            )))
+        }
+        fn list_clusters(&self) -> Result<Vec<String>, ProviderError> {
+            Ok(vec![])
+        }
+        fn list_nodes(&self, _: &str) -> Result<Vec<Box<dyn Node>>, ProviderError> {
+            Ok(vec![])
+        }
+        fn delete_nodes(&self, cluster: &str, nodes: &[String]) -> Result<(), ProviderError> {
+            self.log(format!("delete {cluster}: {}", nodes.join(",")));
+            Ok(())
+        }
+    }
+
+    fn run_create(config: &str, retain: bool) -> (Result<(), CliError>, Vec<String>) {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("c.yaml");
+        std::fs::write(&cfg, config).unwrap();
+        let rec = Recorder::default();
+        let calls = rec.calls.clone();
+        let env = Env {
+            store: StateStore::open(dir.path().join("state")),
+            provider: Box::new(rec),
+            status: Status::quiet(),
+        };
+        let args = CreateClusterArgs {
+            name: Some("ha".into()),
+            config: Some(cfg.to_string_lossy().into_owned()),
+            image: None,
+            wait: Duration::ZERO,
+            retain,
+            kubeconfig: None,
+        };
+        let r = create_cluster(args, &env);
+        let calls = calls.lock().unwrap().clone();
+        (r, calls)
+    }
+
+    const HA: &str = "kind: Cluster
+apiVersion: kind.x-k8s.io/v1alpha4
+nodes:
+- role: control-plane
+- role: control-plane
+  image: other/node:v1
+- role: worker
+";
+
+    #[test]
+    fn failed_bootstrap_removes_every_created_container() {
+        let (r, calls) = run_create(HA, false);
+        let e = r.unwrap_err().to_string();
+        assert!(e.contains("kubeadm bootstrap is not available"), "{e}");
+        assert_eq!(
+            calls,
+            vec![
+                "image kina/node:v1.36.2",
+                "image other/node:v1",
+                "nodes 3",
+                "lb ha-external-load-balancer -> ha-control-plane,ha-control-plane2",
+                "delete ha: ha-control-plane,ha-control-plane2,ha-worker,ha-external-load-balancer",
+            ]
+        );
+    }
+
+    #[test]
+    fn retain_keeps_the_containers() {
+        let (r, calls) = run_create(HA, true);
+        assert!(r.is_err());
+        assert!(!calls.iter().any(|c| c.starts_with("delete")), "{calls:?}");
+    }
 }

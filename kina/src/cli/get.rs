@@ -3,8 +3,9 @@
 use clap::{Args, Subcommand};
 
 use super::{CLUSTER_NAME_ENV, CliError, Env};
-use crate::config::{DEFAULT_CLUSTER_NAME, NodeRole};
+use crate::config::DEFAULT_CLUSTER_NAME;
 use crate::kubeconfig;
+use crate::provider::Role;
 
 /// `kina get …`
 #[derive(Debug, Subcommand)]
@@ -107,7 +108,7 @@ pub fn cluster_kubeconfig(
         .provider
         .list_nodes(name)
         .map_err(CliError::provider(cmd))?;
-    let Some(cp) = nodes.iter().find(|n| n.role() == NodeRole::ControlPlane) else {
+    let Some(cp) = nodes.iter().find(|n| n.role() == Role::ControlPlane) else {
         return Err(CliError::request(
             cmd,
             format!("could not locate any control plane nodes for cluster named {name:?}"),

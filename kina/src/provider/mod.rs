@@ -14,6 +14,8 @@ use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 
+use serde::{Deserialize, Serialize};
+
 use crate::config::{IpFamily, Mount, NodeRole, PortMapping};
 use crate::state::StateError;
 
@@ -47,6 +49,53 @@ pub enum ProviderError {
     },
 }
 
+/// What a node container is for: a Kubernetes node of either role, or (in clusters
+/// with several control planes) the external load balancer in front of their API
+/// servers, as in kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    /// A control-plane node.
+    ControlPlane,
+    /// A worker node.
+    Worker,
+    /// The API server load balancer of a multi-control-plane cluster.
+    ExternalLoadBalancer,
+}
+
+impl Role {
+    /// kind's spelling, also the node-name stem.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::ControlPlane => "control-plane",
+            Role::Worker => "worker",
+            Role::ExternalLoadBalancer => "external-load-balancer",
+        }
+    }
+}
+
+impl From<NodeRole> for Role {
+    fn from(r: NodeRole) -> Self {
+        match r {
+            NodeRole::ControlPlane => Role::ControlPlane,
+            NodeRole::Worker => Role::Worker,
+        }
+    }
+}
+
+/// The API server load balancer of a cluster with several control planes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadBalancerSpec {
+    /// Cluster it belongs to.
+    pub cluster: String,
+    /// Container name, `<cluster>-external-load-balancer`.
+    pub name: String,
+    /// The cluster's API server endpoint on the host (`apiServerAddress:apiServerPort`).
+    pub listen: PortMapping,
+    /// IP family of the cluster network.
+    pub ip_family: IpFamily,
+}
+
 /// What a node container is created from.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NodeSpec {
@@ -54,13 +103,13 @@ pub struct NodeSpec {
     pub cluster: String,
     /// Node (container and host) name.
     pub name: String,
-    /// Role.
-    pub role: NodeRole,
+    /// Role (a Kubernetes node role).
+    pub role: Role,
     /// Node image.
     pub image: String,
     /// Extra host mounts.
     pub mounts: Vec<Mount>,
-    /// Published ports (the API server port included for control planes).
+    /// Published ports (control planes include the API server's 6443).
     pub ports: Vec<PortMapping>,
     /// Kubernetes labels.
     pub labels: BTreeMap<String, String>,
@@ -92,8 +141,8 @@ pub struct NodeNetwork {
 pub trait Node: fmt::Debug + Send + Sync {
     /// Node name.
     fn name(&self) -> &str;
-    /// Node role.
-    fn role(&self) -> NodeRole;
+    /// What the container is for.
+    fn role(&self) -> Role;
     /// Run `argv` in the node, feeding `stdin`, and wait for it.
     fn exec(&self, argv: &[String], stdin: Option<&[u8]>) -> Result<ExecOutput, ProviderError>;
     /// The node's addresses.
@@ -108,8 +157,14 @@ pub trait Node: fmt::Debug + Send + Sync {
 pub trait Provider: Send + Sync {
     /// Make `image` available to create nodes from.
     fn ensure_image(&self, image: &str) -> Result<(), ProviderError>;
-    /// Create and start node containers.
+    /// Create and start node containers; on error, the ones created so far are removed.
     fn create_nodes(&self, specs: &[NodeSpec]) -> Result<Vec<Box<dyn Node>>, ProviderError>;
+    /// Create and start the API server load balancer, forwarding to the control planes.
+    fn create_load_balancer(
+        &self,
+        spec: &LoadBalancerSpec,
+        control_planes: &[&dyn Node],
+    ) -> Result<Box<dyn Node>, ProviderError>;
     /// Names of clusters with at least one node, sorted.
     fn list_clusters(&self) -> Result<Vec<String>, ProviderError>;
     /// Nodes of a cluster, sorted by name.
@@ -119,8 +174,8 @@ pub trait Provider: Send + Sync {
 }
 
 /// Node names the way kind names them: `<cluster>-control-plane`, `…-control-plane2`,
-/// `<cluster>-worker`, `…-worker2`, in config order.
-pub fn node_names(cluster: &str, roles: &[NodeRole]) -> Vec<String> {
+/// `<cluster>-worker`, `…-worker2`, `<cluster>-external-load-balancer`, in order.
+pub fn node_names(cluster: &str, roles: &[Role]) -> Vec<String> {
     let mut counts = BTreeMap::new();
     roles
         .iter()
@@ -142,18 +197,26 @@ mod tests {
 
     #[test]
     fn names_like_kind() {
-        use NodeRole::*;
+        use Role::*;
         assert_eq!(
             node_names(
                 "kind",
-                &[ControlPlane, Worker, ControlPlane, Worker, Worker]
+                &[
+                    ControlPlane,
+                    Worker,
+                    ControlPlane,
+                    Worker,
+                    Worker,
+                    ExternalLoadBalancer
+                ]
             ),
             vec![
                 "kind-control-plane",
                 "kind-worker",
                 "kind-control-plane2",
                 "kind-worker2",
-                "kind-worker3"
+                "kind-worker3",
+                "kind-external-load-balancer"
             ]
         );
     }

@@ -7,8 +7,9 @@
 
 use std::path::Path;
 
-use super::{ExecOutput, Node, NodeNetwork, NodeSpec, Provider, ProviderError};
-use crate::config::NodeRole;
+use super::{
+    ExecOutput, LoadBalancerSpec, Node, NodeNetwork, NodeSpec, Provider, ProviderError, Role,
+};
 use crate::state::{NodeRecord, StateStore};
 
 /// Provider backed only by the state store.
@@ -40,6 +41,14 @@ impl Provider for StoreProvider {
             "create {} node container(s)",
             specs.len()
         )))
+    }
+
+    fn create_load_balancer(
+        &self,
+        spec: &LoadBalancerSpec,
+        _control_planes: &[&dyn Node],
+    ) -> Result<Box<dyn Node>, ProviderError> {
+        Err(unavailable(format!("create load balancer {}", spec.name)))
     }
 
     fn list_clusters(&self) -> Result<Vec<String>, ProviderError> {
@@ -79,7 +88,7 @@ impl Node for RecordedNode {
         &self.0.name
     }
 
-    fn role(&self) -> NodeRole {
+    fn role(&self) -> Role {
         self.0.role
     }
 
