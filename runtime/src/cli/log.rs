@@ -21,7 +21,12 @@ pub fn init(file: Option<&Path>, format: LogFormat, debug: bool) -> Result<bool,
         .with_max_level(level)
         .with_target(false);
     let Some(path) = file else {
-        let _ = builder.with_writer(std::io::stderr).try_init();
+        use std::io::IsTerminal;
+        let ansi = std::io::stderr().is_terminal();
+        let _ = builder
+            .with_ansi(ansi)
+            .with_writer(std::io::stderr)
+            .try_init();
         return Ok(false);
     };
     let f = OpenOptions::new()

@@ -13,7 +13,7 @@ use nix::fcntl::OFlag;
 use nix::sys::signal::SigSet;
 use nix::sys::stat::Mode;
 use nix::unistd::Pid;
-use oci_spec::runtime::Spec;
+use oci_spec::runtime::{LinuxDeviceCgroup, LinuxResources, Spec};
 
 use super::{Ctx, ErrorKind, Runtime, err, io, signal_pid, sys, wait_gone};
 use crate::hooks::{self, HookKind};
@@ -218,9 +218,13 @@ impl Runtime {
         cleanup.stage1 = Some(stage1);
         cg.apply(stage1.as_raw()).ctx(id)?;
         cleanup.cgroup = Some(cg);
-        if let Some(r) = spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
-            cleanup.cgroup.as_ref().expect("set above").set(r).ctx(id)?;
-        }
+        let resources = cgroup_resources(&spec);
+        cleanup
+            .cgroup
+            .as_ref()
+            .expect("set above")
+            .set(&resources)
+            .ctx(id)?;
         parent.send(&Msg::Go).ctx(id)?;
         loop {
             match parent.recv().ctx(id)? {
@@ -265,6 +269,57 @@ impl Runtime {
             pty_master,
         })
     }
+}
+
+/// The container's resources plus, like runc, device-cgroup rules allowing the default
+/// devices every container gets and the devices listed in linux.devices.
+pub(crate) fn cgroup_resources(spec: &Spec) -> LinuxResources {
+    let linux = spec.linux().as_ref();
+    let mut r = linux
+        .and_then(|l| l.resources().clone())
+        .unwrap_or_default();
+    let mut rules = r.devices().clone().unwrap_or_default();
+    let rule =
+        |typ: &str, major: Option<i64>, minor: Option<i64>, access: &str| -> LinuxDeviceCgroup {
+            serde_json::from_value(serde_json::json!({
+                "allow": true, "type": typ, "major": major, "minor": minor, "access": access
+            }))
+            .expect("device rule")
+        };
+    for d in linux
+        .and_then(|l| l.devices().as_ref())
+        .into_iter()
+        .flatten()
+    {
+        let typ = serde_json::to_value(d.typ())
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or("a".into());
+        let typ = match typ.as_str() {
+            "p" => continue, // fifos are not governed by the device cgroup
+            "u" => "c".to_string(),
+            _ => typ,
+        };
+        rules.push(rule(&typ, Some(d.major()), Some(d.minor()), "rwm"));
+    }
+    for (typ, major, minor) in [
+        ("c", None, None),          // mknod of any char device
+        ("b", None, None),          // mknod of any block device
+        ("c", Some(1), Some(3)),    // /dev/null
+        ("c", Some(1), Some(5)),    // /dev/zero
+        ("c", Some(1), Some(7)),    // /dev/full
+        ("c", Some(1), Some(8)),    // /dev/random
+        ("c", Some(1), Some(9)),    // /dev/urandom
+        ("c", Some(5), Some(0)),    // /dev/tty
+        ("c", Some(5), Some(2)),    // /dev/ptmx
+        ("c", Some(136), None),     // /dev/pts/*
+        ("c", Some(10), Some(200)), // /dev/net/tun
+    ] {
+        let access = if major.is_none() { "m" } else { "rwm" };
+        rules.push(rule(typ, major, minor, access));
+    }
+    r.set_devices(Some(rules));
+    r
 }
 
 fn add_env(spec: &mut Spec, vars: &[String]) {

@@ -1,0 +1,109 @@
+//! User namespaces (id maps written by the runtime) and the console socket (pty master
+//! received over SCM_RIGHTS, as runc's recvtty does).
+
+mod common;
+
+use std::io::Read;
+use std::os::fd::AsFd;
+use std::os::unix::net::UnixListener;
+
+use common::{Bundle, Rt};
+
+#[test]
+fn user_namespace_maps_ids() {
+    let rt = Rt::ours();
+    let mut b = Bundle::new(&[
+        "sh",
+        "-c",
+        "cat /proc/self/uid_map /proc/self/gid_map; id -u",
+    ]);
+    b.edit(|c| {
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({"type": "user"}));
+        let map = serde_json::json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        c["linux"]["uidMappings"] = map.clone();
+        c["linux"]["gidMappings"] = map;
+    });
+    let id = rt.id("userns");
+    let o = rt.run(&["run", "-b", b.path().to_str().unwrap(), &id]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8(o.stdout).unwrap();
+    let rows: Vec<Vec<&str>> = out
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows[0], ["0", "100000", "65536"]);
+    assert_eq!(rows[1], ["0", "100000", "65536"]);
+    assert_eq!(rows[2], ["0"]);
+}
+
+#[test]
+fn user_namespace_without_mappings_is_rejected() {
+    let rt = Rt::ours();
+    let mut b = Bundle::new(&["true"]);
+    b.edit(|c| {
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({"type": "user"}))
+    });
+    let id = rt.id("userns-bad");
+    assert!(
+        rt.fails(&["run", "-b", b.path().to_str().unwrap(), &id])
+            .contains("uidMappings")
+    );
+}
+
+#[test]
+fn console_socket_receives_pty_master() {
+    let rt = Rt::ours();
+    let mut b = Bundle::new(&["sh", "-c", "echo hello-tty; tty; sleep 0.2"]);
+    b.edit(|c| c["process"]["terminal"] = true.into());
+    let sock = b.path().join("console.sock");
+    let listener = UnixListener::bind(&sock).unwrap();
+    let id = rt.id("console");
+    let o = rt.run(&[
+        "run",
+        "-d",
+        "--console-socket",
+        sock.to_str().unwrap(),
+        "-b",
+        b.path().to_str().unwrap(),
+        &id,
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (conn, _) = listener.accept().unwrap();
+    let (master, name) = kina_runtime::console::recv_fd(conn.as_fd()).unwrap();
+    assert!(name.starts_with("/dev/pts/"), "{name}");
+    let mut f = std::fs::File::from(master);
+    let mut out = Vec::new();
+    let mut buf = [0u8; 1024];
+    // Read until the slave closes (EIO) or we have both lines.
+    while let Ok(n) = f.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+        if String::from_utf8_lossy(&out).contains("/dev/pts/") {
+            break;
+        }
+    }
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.contains("hello-tty\r\n"), "{text:?}");
+    assert!(text.contains("/dev/pts/0"), "{text:?}");
+}
+
+#[test]
+fn terminal_without_console_socket_is_rejected_when_detached() {
+    let rt = Rt::ours();
+    let mut b = Bundle::new(&["true"]);
+    b.edit(|c| c["process"]["terminal"] = true.into());
+    let id = rt.id("console-missing");
+    assert!(
+        rt.fails(&["create", "-b", b.path().to_str().unwrap(), &id])
+            .contains("--console-socket")
+    );
+    assert!(!rt.root.path().join(&id).exists());
+}
