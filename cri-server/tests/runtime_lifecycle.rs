@@ -125,7 +125,8 @@ async fn update_resources_reaches_the_cgroup() {
     .await
     .unwrap();
     let limit = std::fs::read_to_string(format!(
-        "/sys/fs/cgroup/memory/kina-test/upd/{}/memory.limit_in_bytes",
+        "/sys/fs/cgroup/memory{}/upd/{}/memory.limit_in_bytes",
+        server::cgroup_root(tmp.path()),
         ids[0]
     ))
     .unwrap();
@@ -135,7 +136,12 @@ async fn update_resources_reaches_the_cgroup() {
     assert_eq!(r.memory_limit_in_bytes, 48 << 20);
     server::remove_pod(&mut c, &pod).await;
     assert!(
-        !std::path::Path::new(&format!("/sys/fs/cgroup/memory/kina-test/upd/{}", ids[0])).exists(),
+        !std::path::Path::new(&format!(
+            "/sys/fs/cgroup/memory{}/upd/{}",
+            server::cgroup_root(tmp.path()),
+            ids[0]
+        ))
+        .exists(),
         "container cgroup left behind"
     );
 }

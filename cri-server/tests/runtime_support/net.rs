@@ -13,6 +13,68 @@ pub struct BridgeNet {
     pub bridge: String,
     /// e.g. `10.201.7`.
     pub prefix: String,
+    /// Whether portmap's top-level chains existed before (then they are not ours to remove).
+    had_portmap_chains: bool,
+}
+
+fn portmap_chains_exist() -> bool {
+    run("iptables", &["-t", "nat", "-S", "CNI-HOSTPORT-DNAT"])
+        .status
+        .success()
+}
+
+/// Removes portmap's top-level chains and jumps if no pod uses them any more.
+fn remove_idle_portmap_chains() {
+    let dnat = run("iptables", &["-t", "nat", "-S", "CNI-HOSTPORT-DNAT"]);
+    if String::from_utf8_lossy(&dnat.stdout).lines().count() > 1 {
+        return; // some pod's mapping is still there
+    }
+    for (chain, jump) in [
+        ("PREROUTING", "CNI-HOSTPORT-DNAT"),
+        ("OUTPUT", "CNI-HOSTPORT-DNAT"),
+        ("POSTROUTING", "CNI-HOSTPORT-MASQ"),
+    ] {
+        let rules = run("iptables", &["-t", "nat", "-S", chain]);
+        for rule in String::from_utf8_lossy(&rules.stdout).lines() {
+            if rule.contains(&format!("-j {jump}")) {
+                let del = rule.replacen("-A", "-D", 1);
+                let words = shell_words(&del);
+                let args: Vec<&str> = ["-t", "nat"]
+                    .into_iter()
+                    .chain(words.iter().map(String::as_str))
+                    .collect();
+                let _ = run("iptables", &args);
+            }
+        }
+    }
+    for chain in [
+        "CNI-HOSTPORT-DNAT",
+        "CNI-HOSTPORT-MASQ",
+        "CNI-HOSTPORT-SETMARK",
+    ] {
+        let _ = run("iptables", &["-t", "nat", "-F", chain]);
+        let _ = run("iptables", &["-t", "nat", "-X", chain]);
+    }
+}
+
+/// Splits an `iptables -S` rule into arguments (double-quoted comments stay whole).
+fn shell_words(s: &str) -> Vec<String> {
+    let (mut out, mut cur, mut quoted) = (Vec::new(), String::new(), false);
+    for ch in s.chars() {
+        match ch {
+            '"' => quoted = !quoted,
+            ' ' if !quoted => {
+                if !cur.is_empty() {
+                    out.push(std::mem::take(&mut cur));
+                }
+            }
+            c => cur.push(c),
+        }
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
 }
 
 fn run(cmd: &str, args: &[&str]) -> std::process::Output {
@@ -44,6 +106,7 @@ impl BridgeNet {
             data_dir,
             bridge,
             prefix,
+            had_portmap_chains: portmap_chains_exist(),
         }
     }
 
@@ -85,5 +148,8 @@ impl BridgeNet {
 impl Drop for BridgeNet {
     fn drop(&mut self) {
         let _ = run("ip", &["link", "del", &self.bridge]);
+        if !self.had_portmap_chains {
+            remove_idle_portmap_chains();
+        }
     }
 }

@@ -160,12 +160,89 @@ impl Server {
 }
 
 impl Drop for Server {
+    /// A safety net for failed tests (passing tests have removed everything already): kill
+    /// what still runs in this test's pod cgroups or names this server's dir, unmount what is
+    /// mounted under it, and remove the pod cgroups.
     fn drop(&mut self) {
         self.kill9();
+        let dir = self.dir.display().to_string();
+        let mut pids: Vec<i32> = super::processes_with(&dir)
+            .iter()
+            .filter_map(|l| l.split(':').next()?.parse().ok())
+            .collect();
+        for d in cgroup_dirs(&self.dir) {
+            let procs = std::fs::read_to_string(d.join("cgroup.procs")).unwrap_or_default();
+            pids.extend(procs.lines().filter_map(|p| p.parse::<i32>().ok()));
+        }
+        pids.retain(|&p| p != std::process::id() as i32);
+        for p in &pids {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(*p),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        if !pids.is_empty() {
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        let mut mounts: Vec<String> = super::mounts_with(&dir)
+            .iter()
+            .filter_map(|l| l.split(' ').nth(4).map(str::to_owned))
+            .filter(|m| m.starts_with(&dir))
+            .collect();
+        mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
+        for m in mounts {
+            let _ = nix::mount::umount2(m.as_str(), nix::mount::MntFlags::MNT_DETACH);
+        }
+        remove_cgroup_root(&self.dir);
     }
 }
 
-/// A pod sandbox config with unique metadata.
+/// The cgroup parent of the pods of the server in `dir` (the kubelet's part: it owns pod
+/// cgroups).
+pub fn cgroup_root(dir: &Path) -> String {
+    format!(
+        "/kina-test-{}",
+        dir.file_name()
+            .unwrap()
+            .to_string_lossy()
+            .trim_start_matches('.')
+    )
+}
+
+/// Every cgroup directory under [`cgroup_root`] in every hierarchy, deepest first.
+pub fn cgroup_dirs(dir: &Path) -> Vec<PathBuf> {
+    fn walk(p: &Path, out: &mut Vec<PathBuf>) {
+        if let Ok(rd) = std::fs::read_dir(p) {
+            for e in rd.flatten() {
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    walk(&e.path(), out);
+                }
+            }
+        }
+        out.push(p.to_owned());
+    }
+    let mut out = Vec::new();
+    for h in std::fs::read_dir("/sys/fs/cgroup")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let root = h.path().join(cgroup_root(dir).trim_start_matches('/'));
+        if root.exists() {
+            walk(&root, &mut out);
+        }
+    }
+    out
+}
+
+/// Removes the (empty) pod cgroups of the server in `dir`, like the kubelet would.
+pub fn remove_cgroup_root(dir: &Path) {
+    for d in cgroup_dirs(dir) {
+        let _ = std::fs::remove_dir(d);
+    }
+}
+
+/// A pod sandbox config with unique metadata; `log_dir` is `<server dir>/logs`.
 pub fn pod_config(name: &str, log_dir: &Path) -> cri::PodSandboxConfig {
     cri::PodSandboxConfig {
         metadata: Some(cri::PodSandboxMetadata {
@@ -177,7 +254,7 @@ pub fn pod_config(name: &str, log_dir: &Path) -> cri::PodSandboxConfig {
         hostname: name.into(),
         log_directory: log_dir.display().to_string(),
         linux: Some(cri::LinuxPodSandboxConfig {
-            cgroup_parent: format!("/kina-test/{name}"),
+            cgroup_parent: format!("{}/{name}", cgroup_root(log_dir.parent().unwrap())),
             ..Default::default()
         }),
         ..Default::default()
