@@ -1,9 +1,17 @@
-//! `kina build node-image`: the flags kind takes; the builder itself lives in the
-//! node-image crate, which this build does not include.
+//! `kina build node-image`: the command line of [`crate::node_image::build`].
+//!
+//! Kubernetes comes from a release version (downloaded and checksum-verified) or a
+//! directory of binaries, given as kind's positional SOURCE or explicitly with
+//! `--kube-version` / `--kube-bin-dir`.
 
-use clap::{Args, Subcommand, ValueEnum};
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Subcommand};
 
 use super::{CliError, Env};
+use crate::node_image::{self, BuildOptions, KubeSource, cache, kube_binaries};
+
+const CMD: &str = "kina build node-image";
 
 /// `kina build …`
 #[derive(Debug, Subcommand)]
@@ -12,46 +20,163 @@ pub enum Build {
     NodeImage(NodeImageArgs),
 }
 
-/// Where Kubernetes comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum SourceType {
-    /// A release tarball URL.
-    Url,
-    /// A release tarball on disk.
-    File,
-    /// A Kubernetes release version, e.g. v1.36.2.
-    Release,
-    /// A Kubernetes source tree.
-    Source,
-}
-
 /// Flags of `kina build node-image`.
 #[derive(Debug, Args)]
 pub struct NodeImageArgs {
-    /// Kubernetes source: a release version, tarball URL or file, or source directory.
+    /// Kubernetes source: a release version (v1.36.2) or a directory of binaries.
+    #[arg(conflicts_with_all = ["kube_version", "kube_bin_dir"])]
     pub source: Option<String>,
-    /// How to read SOURCE (guessed from SOURCE when omitted).
-    #[arg(long = "type", value_enum)]
-    pub source_type: Option<SourceType>,
+    /// Kubernetes release to download, e.g. v1.36.2.
+    #[arg(long, conflicts_with = "kube_bin_dir")]
+    pub kube_version: Option<String>,
+    /// Directory holding kubeadm, kubelet, kubectl and the control-plane binaries.
+    #[arg(long)]
+    pub kube_bin_dir: Option<PathBuf>,
+    /// Where releases are downloaded from.
+    #[arg(long, default_value = kube_binaries::DEFAULT_RELEASE_URL)]
+    pub release_url: String,
     /// Name:tag of the resulting image.
     #[arg(long, default_value = "kina/node:latest")]
     pub image: String,
-    /// Name:tag of the base image to use for the build.
+    /// OCI layout directory to write, or a `.tar` file for an oci-archive.
     #[arg(long)]
-    pub base_image: Option<String>,
-    /// Architecture to build for (defaults to the host's).
+    pub output: PathBuf,
+    /// The cri-server binary to install [default: `cri-server` next to kina].
     #[arg(long)]
-    pub arch: Option<String>,
+    pub cri_server: Option<PathBuf>,
+    /// The crictl binary to install.
+    #[arg(long)]
+    pub crictl: Option<PathBuf>,
+    /// Debian suite of the base instead of the recipe's.
+    #[arg(long)]
+    pub suite: Option<String>,
+    /// Debian mirror [default: the one apt uses on this machine].
+    #[arg(long)]
+    pub mirror: Option<String>,
+    /// Build cache (Debian base, downloads).
+    #[arg(long, default_value = cache::DEFAULT_CACHE_DIR)]
+    pub cache_dir: PathBuf,
+}
+
+/// Where the Kubernetes binaries come from.
+fn kube_source(a: &NodeImageArgs) -> Result<KubeSource, CliError> {
+    let release = |version: &str| KubeSource::Release {
+        version: version.to_string(),
+        base_url: a.release_url.clone(),
+    };
+    if let Some(v) = &a.kube_version {
+        return Ok(release(v));
+    }
+    if let Some(d) = &a.kube_bin_dir {
+        return Ok(KubeSource::Dir(d.clone()));
+    }
+    match a.source.as_deref() {
+        Some(s) if Path::new(s).is_dir() => Ok(KubeSource::Dir(PathBuf::from(s))),
+        Some(s) if s.starts_with('v') && s[1..].starts_with(|c: char| c.is_ascii_digit()) => {
+            Ok(release(s))
+        }
+        Some(s) => Err(CliError::request(
+            CMD,
+            format!("SOURCE {s:?} is neither a directory nor a release version like v1.36.2"),
+        )),
+        None => Err(CliError::request(
+            CMD,
+            "name the Kubernetes binaries: SOURCE, --kube-version or --kube-bin-dir",
+        )),
+    }
+}
+
+/// `cri-server` next to the running kina, as cargo and the release tarball place it.
+fn default_cri_server() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let candidate = exe.parent()?.join("cri-server");
+    candidate.is_file().then_some(candidate)
 }
 
 /// Run `kina build …`.
-pub fn run(what: Build, _env: &Env) -> Result<(), CliError> {
+pub fn run(what: Build, env: &Env) -> Result<(), CliError> {
     let Build::NodeImage(a) = what;
-    Err(CliError::request(
-        "kina build node-image",
-        format!(
-            "the node image builder is not available in this build (cannot build {})",
-            a.image
-        ),
-    ))
+    let kube = kube_source(&a)?;
+    let cri_server = a
+        .cri_server
+        .clone()
+        .or_else(default_cri_server)
+        .ok_or_else(|| {
+            CliError::request(
+                CMD,
+                "no cri-server binary next to kina; pass --cri-server PATH",
+            )
+        })?;
+    let opts = BuildOptions {
+        image: a.image,
+        kube,
+        cri_server,
+        crictl: a.crictl,
+        output: a.output,
+        suite: a.suite,
+        cache_dir: a.cache_dir,
+        mirror: a.mirror,
+    };
+    env.status
+        .line(&format!("Building node image {:?} ...", opts.image));
+    let built = node_image::build(&opts, &env.status).map_err(|error| CliError::NodeImage {
+        command: CMD,
+        error,
+    })?;
+    env.status.line(&format!(
+        "Image {} ({}, Kubernetes {}) written to {}",
+        built.reference,
+        built.digest,
+        built.kube_version,
+        built.output.display()
+    ));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::cli::{Cli, Command};
+
+    fn args(argv: &[&str]) -> NodeImageArgs {
+        let mut full = vec!["kina", "build", "node-image", "--output", "/tmp/x.tar"];
+        full.extend_from_slice(argv);
+        match Cli::try_parse_from(full).unwrap().command {
+            Command::Build {
+                what: Build::NodeImage(a),
+            } => a,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn source_is_a_release_or_a_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().to_str().unwrap();
+        assert_eq!(kube_source(&args(&[d])).unwrap(), KubeSource::Dir(d.into()));
+        assert!(matches!(
+            kube_source(&args(&["v1.36.2"])).unwrap(),
+            KubeSource::Release { version, base_url }
+                if version == "v1.36.2" && base_url == kube_binaries::DEFAULT_RELEASE_URL
+        ));
+        assert!(matches!(
+            kube_source(&args(&["--kube-bin-dir", d])).unwrap(),
+            KubeSource::Dir(_)
+        ));
+        assert!(kube_source(&args(&["latest"])).is_err());
+        assert!(kube_source(&args(&[])).is_err());
+        let both = [
+            "kina",
+            "build",
+            "node-image",
+            "--output",
+            "x",
+            "v1.36.2",
+            "--kube-version",
+            "v1.36.2",
+        ];
+        assert!(Cli::try_parse_from(both).is_err());
+    }
 }
