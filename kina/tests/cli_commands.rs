@@ -339,9 +339,28 @@ fn commands_needing_node_machinery_fail_clearly() {
         "{}",
         stderr(&o)
     );
-    let o = s.run(&["build", "node-image"]);
+    let o = s.run(&["build", "node-image", "--output", "img.tar"]);
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("kina build node-image: the node image builder is not available"));
+    assert!(
+        stderr(&o).contains("name the Kubernetes binaries"),
+        "{}",
+        stderr(&o)
+    );
+    let o = s.run(&[
+        "build",
+        "node-image",
+        "v1.36.2",
+        "--output",
+        "img.tar",
+        "--cri-server",
+        "/nonexistent/cri-server",
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("kina build node-image: --cri-server /nonexistent/cri-server"),
+        "{}",
+        stderr(&o)
+    );
     let e = stderr(&o).to_lowercase();
     assert!(
         !e.contains("not yet implemented") && !e.contains("todo"),

@@ -120,6 +120,14 @@ pub enum CliError {
         /// What is wrong.
         message: String,
     },
+    /// Building a node image failed.
+    #[error("{command}: {error}")]
+    NodeImage {
+        /// The command.
+        command: &'static str,
+        /// The builder's error.
+        error: crate::node_image::NodeImageError,
+    },
     /// A file could not be read or written.
     #[error("{command}: {}: {error}", path.display())]
     File {
