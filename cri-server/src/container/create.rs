@@ -246,6 +246,9 @@ impl Runtime {
             if !host.exists() {
                 std::fs::create_dir_all(host).map_err(io("create mount source", host))?;
             }
+            super::propagation::check(host, m.propagation).map_err(|e| {
+                RuntimeError::InvalidArgument(format!("config.mounts[{i}].propagation: {e}"))
+            })?;
             mounts.push(spec::bind_mount(
                 host,
                 &m.container_path,
