@@ -31,7 +31,7 @@ async fn exec(c: &mut RuntimeServiceClient<Channel>, id: &str, script: &str) -> 
         .into_inner();
     (
         String::from_utf8_lossy(&r.stdout).trim().to_owned()
-            + &String::from_utf8_lossy(&r.stderr).trim().to_owned(),
+            + String::from_utf8_lossy(&r.stderr).trim(),
         r.exit_code,
     )
 }
