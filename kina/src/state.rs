@@ -298,6 +298,9 @@ impl StateStore {
     /// Drop nodes from a cluster's record; the record goes when no node is left.
     /// Returns the names that were recorded.
     pub fn remove_nodes(&self, cluster: &str, nodes: &[String]) -> Result<Vec<String>, StateError> {
+        if self.get(cluster)?.is_none() {
+            return Ok(Vec::new()); // nothing to change; do not create the state dir
+        }
         self.update(cluster, |rec| {
             let Some(mut rec) = rec else {
                 return (None, Vec::new());

@@ -161,6 +161,13 @@ fn completion_scripts_cover_the_subcommands() {
 #[test]
 fn get_clusters_with_an_empty_store() {
     let s = Sandbox::new();
+    // reading and deleting nothing leave no state dir behind
+    assert!(
+        s.run(&["delete", "cluster", "--name", "x"])
+            .status
+            .success()
+    );
+    assert!(!s.state().exists());
     let o = s.run(&["get", "clusters"]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(stdout(&o), "");
@@ -254,6 +261,13 @@ fn delete_cluster_removes_store_entries_and_kubeconfig_context() {
     assert!(o.status.success(), "{}", stderr(&o));
 
     s.add_cluster("delta", 0);
+    // a cluster whose creation stopped before any node existed is listed and deletable
+    s.store().put(&ClusterRecord::new("half")).unwrap();
+    let o = s.run(&["get", "clusters"]);
+    assert_eq!(stdout(&o), "delta\ngamma\nhalf\n");
+    let o = s.run(&["delete", "cluster", "--name", "half"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(s.store().list().unwrap(), vec!["delta", "gamma"]);
     let o = s.run(&["delete", "clusters", "--all"]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(

@@ -82,10 +82,10 @@ pub fn delete_cluster(
         .list_nodes(name)
         .map_err(CliError::provider(cmd))?;
     let names: Vec<String> = nodes.iter().map(|n| n.name().to_string()).collect();
+    env.provider
+        .delete_nodes(name, &names)
+        .map_err(CliError::provider(cmd))?;
     if !names.is_empty() {
-        env.provider
-            .delete_nodes(name, &names)
-            .map_err(CliError::provider(cmd))?;
         tracing::info!("Deleted nodes: {names:?}");
     }
     let path = kubeconfig::path(kubeconfig_path);

@@ -165,11 +165,12 @@ pub trait Provider: Send + Sync {
         spec: &LoadBalancerSpec,
         control_planes: &[&dyn Node],
     ) -> Result<Box<dyn Node>, ProviderError>;
-    /// Names of clusters with at least one node, sorted.
+    /// Names of the clusters, sorted.
     fn list_clusters(&self) -> Result<Vec<String>, ProviderError>;
     /// Nodes of a cluster, sorted by name.
     fn list_nodes(&self, cluster: &str) -> Result<Vec<Box<dyn Node>>, ProviderError>;
-    /// Stop and remove node containers and everything they own.
+    /// Stop and remove node containers and everything they own; with no nodes left, the
+    /// cluster itself is gone (an empty `nodes` removes a cluster that has none).
     fn delete_nodes(&self, cluster: &str, nodes: &[String]) -> Result<(), ProviderError>;
 }
 

@@ -52,13 +52,9 @@ impl Provider for StoreProvider {
     }
 
     fn list_clusters(&self) -> Result<Vec<String>, ProviderError> {
-        let mut out = Vec::new();
-        for name in self.store.list()? {
-            if self.store.get(&name)?.is_some_and(|r| !r.nodes.is_empty()) {
-                out.push(name);
-            }
-        }
-        Ok(out)
+        // A record without nodes is a cluster whose creation stopped half-way: listed,
+        // so that it can be deleted.
+        Ok(self.store.list()?)
     }
 
     fn list_nodes(&self, cluster: &str) -> Result<Vec<Box<dyn Node>>, ProviderError> {
@@ -74,6 +70,7 @@ impl Provider for StoreProvider {
     }
 
     fn delete_nodes(&self, cluster: &str, nodes: &[String]) -> Result<(), ProviderError> {
+        // Removing the last node removes the cluster's record.
         self.store.remove_nodes(cluster, nodes)?;
         Ok(())
     }
