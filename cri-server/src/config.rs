@@ -101,7 +101,9 @@ impl Default for Config {
                 "runc".to_owned(),
                 PathBuf::from("/usr/sbin/runc"),
             )]),
-            default_runtime_handler: "runc".into(),
+            // The native runtime (kina-runtime next to the cri-server binary, or
+            // `[runtime_handlers] kina = PATH`).
+            default_runtime_handler: "kina".into(),
             monitor_path: None,
         }
     }

@@ -15,7 +15,7 @@ async fn version_status_and_runtime_config() {
     let srv = Server::start(
         tmp.path(),
         Options {
-            handler: "runc".into(),
+            handler: runtime_support::handler(),
             cni_conf_dir: conf.clone(),
         },
     );
@@ -92,7 +92,7 @@ async fn bad_requests_are_refused_with_the_field_named() {
     let srv = Server::start(
         tmp.path(),
         Options {
-            handler: "runc".into(),
+            handler: runtime_support::handler(),
             cni_conf_dir: tmp.path().join("no-cni"),
         },
     );
@@ -247,7 +247,7 @@ async fn failed_cni_add_leaves_nothing_behind() {
     let srv = Server::start(
         tmp.path(),
         Options {
-            handler: "runc".into(),
+            handler: runtime_support::handler(),
             cni_conf_dir: net.conf_dir.clone(),
         },
     );

@@ -17,7 +17,7 @@ async fn hundred_pods_created_and_removed_leave_nothing() {
     let srv = Server::start(
         tmp.path(),
         Options {
-            handler: "runc".into(),
+            handler: runtime_support::handler(),
             cni_conf_dir: net.conf_dir.clone(),
         },
     );

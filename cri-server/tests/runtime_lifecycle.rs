@@ -10,7 +10,7 @@ use runtime_support::server::{self, Options, Server};
 
 fn opts(dir: &std::path::Path) -> Options {
     Options {
-        handler: "runc".into(),
+        handler: runtime_support::handler(),
         cni_conf_dir: dir.join("no-cni"),
     }
 }

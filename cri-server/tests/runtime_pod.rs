@@ -18,7 +18,10 @@ fn opts(handler: &str, conf: &std::path::Path) -> Options {
 #[tokio::test(flavor = "multi_thread")]
 async fn host_network_pod_runs_logs_execs_and_reports_exit_codes() {
     let tmp = tempfile::tempdir().unwrap();
-    let srv = Server::start(tmp.path(), opts("runc", &tmp.path().join("no-cni")));
+    let srv = Server::start(
+        tmp.path(),
+        opts(&runtime_support::handler(), &tmp.path().join("no-cni")),
+    );
     let mut c = srv.client().await;
     let logs = tmp.path().join("logs");
     let cfg = server::host_network(server::pod_config("hostnet", &logs));
@@ -131,7 +134,7 @@ async fn host_network_pod_runs_logs_execs_and_reports_exit_codes() {
 async fn bridge_pod_shares_network_is_reachable_and_maps_host_port() {
     let tmp = tempfile::tempdir().unwrap();
     let net = BridgeNet::new(tmp.path(), 1);
-    let srv = Server::start(tmp.path(), opts("runc", &net.conf_dir));
+    let srv = Server::start(tmp.path(), opts(&runtime_support::handler(), &net.conf_dir));
     let mut c = srv.client().await;
     let logs = tmp.path().join("logs");
     let mut cfg = server::pod_config("web", &logs);

@@ -84,7 +84,7 @@ async fn pod_settings_reach_the_containers() {
     let srv = Server::start(
         tmp.path(),
         Options {
-            handler: "runc".into(),
+            handler: runtime_support::handler(),
             cni_conf_dir: net.conf_dir.clone(),
         },
     );
@@ -152,7 +152,7 @@ async fn container_settings_are_applied() {
     let srv = Server::start(
         tmp.path(),
         Options {
-            handler: "runc".into(),
+            handler: runtime_support::handler(),
             cni_conf_dir: tmp.path().join("no-cni"),
         },
     );
@@ -384,6 +384,19 @@ async fn container_settings_are_applied() {
         exec(&mut c, &id, "cat /proc/self/oom_score_adj").await.0,
         "500"
     );
+    let info = c
+        .container_status(cri::ContainerStatusRequest {
+            container_id: id.clone(),
+            verbose: true,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .info;
+    let info: serde_json::Value = serde_json::from_str(&info["info"]).unwrap();
+    let pid = info["pid"].as_i64().unwrap();
+    let init_adj = std::fs::read_to_string(format!("/proc/{pid}/oom_score_adj")).unwrap();
+    assert_eq!(init_adj.trim(), "500");
     let cg = format!("{}/ctr/{id}", server::cgroup_root(tmp.path()));
     let read = |ctrl: &str, f: &str| {
         std::fs::read_to_string(format!("/sys/fs/cgroup/{ctrl}{cg}/{f}"))

@@ -38,9 +38,6 @@ impl Runtime {
         let mut process = spec["process"].clone();
         process["args"] = serde_json::json!(cmd);
         process["terminal"] = serde_json::json!(false);
-        if let Some(o) = process.as_object_mut() {
-            o.remove("oomScoreAdj");
-        }
         let (_, backend) = self.backend(&c.handler)?;
         let timeout = (timeout_secs > 0).then(|| Duration::from_secs(timeout_secs as u64));
         let mut out = backend.exec(&c.id, &process, timeout).await?;

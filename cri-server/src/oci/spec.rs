@@ -282,8 +282,14 @@ pub fn build(input: &SpecInput<'_>) -> Result<Value, OciError> {
         "linux": linux,
         "annotations": input.annotations,
     });
-    // A hostname needs a UTS namespace of its own (new, or the sandbox's).
-    if input.namespaces.list.iter().any(|(t, _)| *t == "uts") {
+    // The hostname is set where the UTS namespace is created (the sandbox); containers joining
+    // it inherit the name (runtimes may refuse a hostname for a joined namespace).
+    if input
+        .namespaces
+        .list
+        .iter()
+        .any(|(t, p)| *t == "uts" && p.is_empty())
+    {
         spec["hostname"] = json!(input.hostname);
     }
     // The OCI types are the schema: refuse anything they do not accept.

@@ -69,6 +69,12 @@ pub fn bins() -> &'static Bins {
     })
 }
 
+/// The runtime handler the tests run on: the native kina-runtime, or `$KINA_TEST_HANDLER`
+/// (e.g. `runc`) to compare.
+pub fn handler() -> String {
+    std::env::var("KINA_TEST_HANDLER").unwrap_or_else(|_| "kina".into())
+}
+
 /// Polls `cond` every 20 ms for up to `secs` seconds.
 pub fn wait_until(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + Duration::from_secs(secs);
