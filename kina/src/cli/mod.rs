@@ -25,7 +25,11 @@ pub const CLUSTER_NAME_ENV: &str = "KINA_CLUSTER_NAME";
 
 /// kina creates and manages local Kubernetes clusters whose nodes run on kina's runtime.
 #[derive(Debug, Parser)]
-#[command(name = "kina", disable_version_flag = true)]
+#[command(
+    name = "kina",
+    disable_version_flag = true,
+    after_help = "Environment:\n  KINA_CLUSTER_NAME  default for --name (kina)\n  KINA_STATE_DIR     cluster state directory (/var/lib/kina)\n  KUBECONFIG         kubeconfig to update (first entry), else $HOME/.kube/config"
+)]
 pub struct Cli {
     /// Silence all stderr output except errors.
     #[arg(short, long, global = true)]
