@@ -121,6 +121,53 @@ impl Cache {
         self.root.join("base").join(key)
     }
 
+    fn layer_dir(&self, key: &str) -> PathBuf {
+        self.root.join("layers").join(key)
+    }
+
+    /// A layer cached under `key` (see [`super::tree::Tree::content_key`]), if intact.
+    pub fn cached_layer(&self, key: &str) -> Option<(PathBuf, LayerInfo)> {
+        let dir = self.layer_dir(key);
+        let info: LayerInfo =
+            serde_json::from_slice(&fs::read(dir.join("layer.json")).ok()?).ok()?;
+        let blob = dir.join("layer.tar.gz");
+        (fs::metadata(&blob).ok()?.len() == info.size).then_some((blob, info))
+    }
+
+    /// The layer cached under `key`, written by `write` into a new blob when missing.
+    pub fn layer(
+        &self,
+        key: &str,
+        write: impl FnOnce(&Path) -> Result<LayerInfo>,
+    ) -> Result<(PathBuf, LayerInfo)> {
+        if let Some(hit) = self.cached_layer(key) {
+            tracing::info!(key, "using a cached layer");
+            return Ok(hit);
+        }
+        let scratch = self.scratch("layer")?;
+        let entry = scratch.path().join("entry");
+        fs::create_dir(&entry).map_err(NodeImageError::io("create directory", &entry))?;
+        let info = write(&entry.join("layer.tar.gz"))?;
+        let json =
+            serde_json::to_vec_pretty(&info).map_err(|e| NodeImageError::Oci(e.to_string()))?;
+        let meta = entry.join("layer.json");
+        fs::write(&meta, json).map_err(NodeImageError::io("write", &meta))?;
+        let parent = self.root.join("layers");
+        fs::create_dir_all(&parent).map_err(NodeImageError::io("create directory", &parent))?;
+        let dest = self.layer_dir(key);
+        if let Err(e) = fs::rename(&entry, &dest)
+            && self.cached_layer(key).is_none()
+        {
+            return Err(NodeImageError::io("move into the cache", &dest)(e));
+        }
+        self.cached_layer(key).ok_or_else(|| {
+            NodeImageError::Oci(format!(
+                "cached layer {} vanished after it was written",
+                dest.display()
+            ))
+        })
+    }
+
     /// The cached base for `recipe`, if it exists and is intact.
     pub fn cached_base(&self, recipe: &Recipe, arch: &str) -> Option<BaseLayer> {
         let dir = self.base_dir(&base_key(recipe, arch));

@@ -102,7 +102,6 @@ pub fn build(opts: &BuildOptions, status: &Status) -> Result<BuiltImage> {
     };
     let base = status.step(&base_title, || cache.ensure_base(&recipe, arch, &mirror))?;
 
-    let scratch = cache.scratch("node-layer")?;
     let node_layer = status.step(
         "Adding cri-server, Kubernetes and node configuration 🔧",
         || {
@@ -113,12 +112,17 @@ pub fn build(opts: &BuildOptions, status: &Status) -> Result<BuiltImage> {
                 crictl: crictl.as_deref(),
                 cni_plugins: &base.cni_plugins,
             })?;
-            let path = scratch.path().join("node.tar.gz");
-            let mut w = LayerWriter::create(&path)?;
-            w.append_tree(&tree)?;
+            let key = tree
+                .content_key()
+                .map_err(NodeImageError::io("hash node files", cache.root()))?;
+            let (path, info) = cache.layer(&key, |blob| {
+                let mut w = LayerWriter::create(blob)?;
+                w.append_tree(&tree)?;
+                w.finish()
+            })?;
             Ok::<_, NodeImageError>(LayerBlob {
                 path,
-                info: w.finish()?,
+                info,
                 created_by: format!(
                     "kina build node-image: cri-server, Kubernetes {}",
                     kube.version

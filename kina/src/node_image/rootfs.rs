@@ -181,7 +181,11 @@ mod tests {
         fs::set_permissions(&f, fs::Permissions::from_mode(0o644)).unwrap();
         let e = check_executable("--cri-server", &f).unwrap_err();
         fs::remove_file(&f).unwrap();
-        assert!(e.to_string().contains(&format!("--cri-server {}", f.display())), "{e}");
+        assert!(
+            e.to_string()
+                .contains(&format!("--cri-server {}", f.display())),
+            "{e}"
+        );
         assert!(e.to_string().contains("not an executable file"), "{e}");
         let e = check_executable("--crictl", Path::new("/nonexistent")).unwrap_err();
         assert!(e.to_string().contains("--crictl /nonexistent"), "{e}");

@@ -2,7 +2,11 @@
 //! unit symlinks). Parents are created implicitly; adding a path twice replaces it.
 
 use std::collections::BTreeMap;
+use std::fs::File;
+use std::io;
 use std::path::PathBuf;
+
+use sha2::{Digest, Sha256};
 
 /// What a tree entry holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,6 +105,38 @@ impl Tree {
     }
 }
 
+impl Tree {
+    /// A digest of everything the tree's layer would hold (host files by content), so an
+    /// unchanged tree can reuse a cached layer.
+    pub fn content_key(&self) -> io::Result<String> {
+        let mut h = Sha256::new();
+        // Bump with the layer format (ownership, mtime) of [`super::layer::LayerWriter::append_tree`].
+        h.update(b"kina tree layer v1\0");
+        for e in self.entries() {
+            h.update(format!("{}\0{:o}\0", e.path, e.mode).as_bytes());
+            match &e.content {
+                Content::Dir => h.update(b"dir\0"),
+                Content::Bytes(b) => {
+                    h.update(format!("bytes {}\0", b.len()).as_bytes());
+                    h.update(b);
+                }
+                Content::HostFile(p) => {
+                    let mut f = File::open(p)
+                        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", p.display())))?;
+                    let mut fh = Sha256::new();
+                    let n = io::copy(&mut f, &mut fh)?;
+                    h.update(format!("file {n}\0").as_bytes());
+                    h.update(fh.finalize());
+                }
+                Content::Symlink(t) => {
+                    h.update(format!("symlink {}\0", t.display()).as_bytes());
+                }
+            }
+        }
+        Ok(hex::encode(h.finalize()))
+    }
+}
+
 fn normalise(path: &str) -> String {
     let parts: Vec<&str> = path
         .split('/')
@@ -133,5 +169,24 @@ mod tests {
         t.file("/etc/systemd/system/x.service", 0o600, "b");
         assert_eq!(t.get("/etc/systemd/system/x.service").unwrap().mode, 0o600);
         assert_eq!(t.len(), 5);
+    }
+
+    #[test]
+    fn content_key_follows_contents() {
+        let f = std::env::temp_dir().join(format!("kina-tree-key-{}", std::process::id()));
+        std::fs::write(&f, "one").unwrap();
+        let mut t = Tree::new();
+        t.file("/a", 0o644, "x");
+        t.insert("/bin/b", 0o755, Content::HostFile(f.clone()));
+        let k1 = t.content_key().unwrap();
+        assert_eq!(t.content_key().unwrap(), k1);
+        std::fs::write(&f, "two").unwrap();
+        let k2 = t.content_key().unwrap();
+        assert_ne!(k1, k2);
+        t.file("/a", 0o600, "x");
+        assert_ne!(t.content_key().unwrap(), k2);
+        std::fs::remove_file(&f).unwrap();
+        let e = t.content_key().unwrap_err();
+        assert!(e.to_string().contains(&f.display().to_string()), "{e}");
     }
 }

@@ -1,0 +1,547 @@
+//! A real node image: `kina build node-image` debootstraps Debian (cached across runs), adds
+//! cri-server, crictl and Kubernetes v1.36.2 from the shared tarball, and writes an OCI layout.
+//! umoci unpacks it, and systemd boots it as PID 1 under Debian's runc until
+//! `systemctl is-system-running` answers and cri-server serves crictl.
+//!
+//! The image is built once per test run and shared by the tests here. Set
+//! `KINA_TEST_NODE_IMAGE=LAYOUT:TAG` to use an image built elsewhere (CI builds it once).
+
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+const KUBE_VERSION: &str = "v1.36.2";
+const TAG: &str = "test";
+
+fn shared_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared")
+}
+
+fn work_dir() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("node-image-test")
+}
+
+fn run(cmd: &mut Command) -> Output {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}):\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// The Kubernetes binaries, unpacked once from the shared release tarball.
+fn kube_bin_dir() -> PathBuf {
+    let tarball = shared_dir().join(format!(
+        "kubernetes/kubernetes-{KUBE_VERSION}-linux-amd64.tar.xz"
+    ));
+    assert!(
+        tarball.is_file(),
+        "{} is missing: the node image test needs the shared Kubernetes binaries",
+        tarball.display()
+    );
+    let dir = work_dir().join(format!("kubernetes-{KUBE_VERSION}"));
+    if !dir.join("kube-proxy").is_file() {
+        let tmp = work_dir().join("kubernetes.partial");
+        let _ = fs::remove_dir_all(&tmp);
+        fs::create_dir_all(&tmp).unwrap();
+        run(Command::new("tar")
+            .arg("-C")
+            .arg(&tmp)
+            .arg("-xJf")
+            .arg(&tarball));
+        let _ = fs::remove_dir_all(&dir);
+        fs::rename(&tmp, &dir).unwrap();
+    }
+    dir
+}
+
+/// cri-server from this workspace (built next to kina), stripped like a release binary.
+fn cri_server() -> PathBuf {
+    let kina = Path::new(env!("CARGO_BIN_EXE_kina"));
+    let built = kina.with_file_name("cri-server");
+    if !built.is_file() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        run(Command::new(cargo)
+            .args(["build", "-p", "cri-server", "--bin", "cri-server"])
+            .current_dir(env!("CARGO_MANIFEST_DIR")));
+    }
+    assert!(built.is_file(), "{} was not built", built.display());
+    let stripped = work_dir().join("cri-server");
+    fs::copy(&built, &stripped).unwrap();
+    run(Command::new("strip").arg(&stripped));
+    stripped
+}
+
+/// The layout (and tag) of the image all tests here share.
+fn image() -> &'static (PathBuf, String) {
+    static IMAGE: OnceLock<(PathBuf, String)> = OnceLock::new();
+    IMAGE.get_or_init(|| {
+        if let Ok(v) = std::env::var("KINA_TEST_NODE_IMAGE") {
+            let (layout, tag) = v.rsplit_once(':').expect("KINA_TEST_NODE_IMAGE=LAYOUT:TAG");
+            return (PathBuf::from(layout), tag.to_owned());
+        }
+        fs::create_dir_all(work_dir()).unwrap();
+        let crictl = shared_dir().join("bin/crictl");
+        assert!(crictl.is_file(), "{} is missing", crictl.display());
+        let layout = work_dir().join("layout");
+        let started = Instant::now();
+        let out = run(Command::new(env!("CARGO_BIN_EXE_kina"))
+            .args([
+                "build",
+                "node-image",
+                "--image",
+                &format!("kina/node:{TAG}"),
+            ])
+            .arg("--kube-bin-dir")
+            .arg(kube_bin_dir())
+            .arg("--cri-server")
+            .arg(cri_server())
+            .arg("--crictl")
+            .arg(&crictl)
+            .arg("--output")
+            .arg(&layout)
+            .arg("--cache-dir")
+            .arg(Path::new(env!("CARGO_TARGET_TMPDIR")).join("node-image-cache")));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        eprintln!("{stderr}built in {:?}", started.elapsed());
+        assert!(
+            stderr.contains(&format!("kina/node:{TAG}")) && stderr.contains("sha256:"),
+            "{stderr}"
+        );
+        (layout, TAG.to_owned())
+    })
+}
+
+/// The image unpacked by umoci (once).
+fn rootfs() -> &'static PathBuf {
+    static ROOTFS: OnceLock<PathBuf> = OnceLock::new();
+    ROOTFS.get_or_init(|| {
+        let (layout, tag) = image();
+        let bundle = work_dir().join("bundle");
+        let _ = fs::remove_dir_all(&bundle);
+        run(Command::new("umoci")
+            .args(["unpack", "--image"])
+            .arg(format!("{}:{tag}", layout.display()))
+            .arg(&bundle));
+        bundle.join("rootfs")
+    })
+}
+
+fn assert_executable(root: &Path, path: &str) {
+    let meta = fs::metadata(root.join(path.trim_start_matches('/')))
+        .unwrap_or_else(|e| panic!("{path}: {e}"));
+    assert!(
+        meta.is_file() && meta.permissions().mode() & 0o111 != 0,
+        "{path} is not executable"
+    );
+}
+
+fn link(root: &Path, path: &str) -> PathBuf {
+    fs::read_link(root.join(path.trim_start_matches('/'))).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+#[test]
+fn image_holds_systemd_cri_server_kubernetes_and_cni() {
+    let r = rootfs();
+    assert_eq!(link(r, "/sbin/init"), Path::new("/lib/systemd/systemd"));
+    assert_executable(r, "/lib/systemd/systemd");
+    for bin in [
+        "/usr/local/bin/cri-server",
+        "/usr/local/bin/crictl",
+        "/usr/bin/kubeadm",
+        "/usr/bin/kubelet",
+        "/usr/bin/kubectl",
+        "/kina/bin/kube-apiserver",
+        "/kina/bin/kube-proxy",
+        "/opt/cni/bin/bridge",
+        "/opt/cni/bin/host-local",
+        "/opt/cni/bin/loopback",
+        "/opt/cni/bin/portmap",
+        "/usr/sbin/runc",
+        "/usr/sbin/iptables",
+        "/usr/sbin/conntrack",
+    ] {
+        assert_executable(r, bin);
+    }
+    let units = "/etc/systemd/system";
+    assert_eq!(
+        link(
+            r,
+            &format!("{units}/multi-user.target.wants/cri-server.service")
+        ),
+        Path::new("/etc/systemd/system/cri-server.service")
+    );
+    assert_eq!(
+        link(
+            r,
+            &format!("{units}/multi-user.target.wants/kubelet.service")
+        ),
+        Path::new("/etc/systemd/system/kubelet.service")
+    );
+    for masked in [
+        "systemd-sysctl.service",
+        "systemd-binfmt.service",
+        "proc-sys-fs-binfmt_misc.automount",
+        "systemd-modules-load.service",
+        "getty@.service",
+        "apt-daily.timer",
+    ] {
+        assert_eq!(
+            link(r, &format!("{units}/{masked}")),
+            Path::new("/dev/null"),
+            "{masked}"
+        );
+    }
+    assert_eq!(
+        fs::read_to_string(r.join("kina/version")).unwrap(),
+        format!("{KUBE_VERSION}\n")
+    );
+    let crictl = fs::read_to_string(r.join("etc/crictl.yaml")).unwrap();
+    assert!(
+        crictl.contains("unix:///run/cri-server/cri-server.sock"),
+        "{crictl}"
+    );
+    // The config in the image is one cri-server accepts.
+    cri_server::config::Config::load(&r.join("etc/cri-server/config.toml"), false).unwrap();
+    let kubeadm = fs::metadata(r.join("usr/bin/kubeadm")).unwrap();
+    assert_eq!((kubeadm.uid(), kubeadm.gid()), (0, 0));
+    assert_eq!(fs::read_to_string(r.join("etc/machine-id")).unwrap(), "");
+    assert!(fs::read_dir(r.join("var/lib/apt/lists")).unwrap().all(|e| {
+        !e.unwrap()
+            .file_name()
+            .to_string_lossy()
+            .ends_with("_Packages")
+    }));
+}
+
+/// Capability names by number, for the bounding set of this host.
+const CAPS: &[&str] = &[
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "DAC_READ_SEARCH",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "SETGID",
+    "SETUID",
+    "SETPCAP",
+    "LINUX_IMMUTABLE",
+    "NET_BIND_SERVICE",
+    "NET_BROADCAST",
+    "NET_ADMIN",
+    "NET_RAW",
+    "IPC_LOCK",
+    "IPC_OWNER",
+    "SYS_MODULE",
+    "SYS_RAWIO",
+    "SYS_CHROOT",
+    "SYS_PTRACE",
+    "SYS_PACCT",
+    "SYS_ADMIN",
+    "SYS_BOOT",
+    "SYS_NICE",
+    "SYS_RESOURCE",
+    "SYS_TIME",
+    "SYS_TTY_CONFIG",
+    "MKNOD",
+    "LEASE",
+    "AUDIT_WRITE",
+    "AUDIT_CONTROL",
+    "SETFCAP",
+    "MAC_OVERRIDE",
+    "MAC_ADMIN",
+    "SYSLOG",
+    "WAKE_ALARM",
+    "BLOCK_SUSPEND",
+    "AUDIT_READ",
+    "PERFMON",
+    "BPF",
+    "CHECKPOINT_RESTORE",
+];
+
+fn bounding_caps() -> Vec<String> {
+    let status = fs::read_to_string("/proc/self/status").unwrap();
+    let hex = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapBnd:"))
+        .unwrap()
+        .trim();
+    let bits = u64::from_str_radix(hex, 16).unwrap();
+    CAPS.iter()
+        .enumerate()
+        .filter(|(i, _)| bits >> i & 1 == 1)
+        .map(|(_, c)| format!("CAP_{c}"))
+        .collect()
+}
+
+/// A privileged node container, like kind's: deleted (with its /var) on drop.
+struct Node {
+    runc_root: PathBuf,
+    id: String,
+    var: PathBuf,
+}
+
+impl Node {
+    fn runc(&self) -> Command {
+        let mut c = Command::new("runc");
+        c.arg("--root").arg(&self.runc_root);
+        c
+    }
+
+    fn exec(&self, args: &[&str]) -> Output {
+        self.runc()
+            .arg("exec")
+            .arg(&self.id)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    fn exec_stdout(&self, args: &[&str]) -> String {
+        let out = self.exec(args);
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    fn status(&self) -> String {
+        let out = self.runc().args(["state", &self.id]).output().unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        v["status"].as_str().unwrap_or("").to_owned()
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.runc().args(["delete", "--force", &self.id]).output();
+        let _ = fs::remove_dir_all(&self.var);
+    }
+}
+
+fn boot(rootfs: &Path) -> Node {
+    let id = format!("kina-node-image-test-{}", std::process::id());
+    let bundle = rootfs.parent().unwrap();
+    let var = work_dir().join(format!("var-{id}"));
+    let _ = fs::remove_dir_all(&var);
+    // Like kind's /var volume: the image's /var copied to a host directory, bound over /var.
+    run(Command::new("cp")
+        .arg("-a")
+        .arg(rootfs.join("var"))
+        .arg(&var));
+    let caps = bounding_caps();
+    let config = serde_json::json!({
+        "ociVersion": "1.0.2",
+        "process": {
+            "terminal": false,
+            "user": {"uid": 0, "gid": 0},
+            "args": ["/sbin/init"],
+            "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "container=docker"],
+            "cwd": "/",
+            "capabilities": {"bounding": caps, "effective": caps, "permitted": caps, "inheritable": caps, "ambient": caps},
+        },
+        "root": {"path": "rootfs", "readonly": false},
+        "hostname": "kina-test-node",
+        "mounts": [
+            {"destination": "/proc", "type": "proc", "source": "proc"},
+            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+            {"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"]},
+            {"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
+            {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]},
+            {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "rw"]},
+            {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["nosuid", "noexec", "nodev", "relatime", "rw"]},
+            {"destination": "/run", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "mode=755"]},
+            {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "mode=1777"]},
+            {"destination": "/var", "type": "bind", "source": var, "options": ["rbind", "rw"]},
+        ],
+        "linux": {
+            "namespaces": [{"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}, {"type": "cgroup"}, {"type": "network"}],
+            "cgroupsPath": format!("/{id}"),
+            "resources": {"devices": [{"allow": true, "access": "rwm"}]},
+        },
+    });
+    fs::write(
+        bundle.join("config.json"),
+        serde_json::to_vec_pretty(&config).unwrap(),
+    )
+    .unwrap();
+    let node = Node {
+        runc_root: work_dir().join("runc"),
+        id,
+        var,
+    };
+    let log = fs::File::create(work_dir().join("node-console.log")).unwrap();
+    run(node
+        .runc()
+        .args(["run", "--detach", "--bundle"])
+        .arg(bundle)
+        .arg(&node.id)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log));
+    node
+}
+
+/// Poll `f` until it returns Some or `timeout` passes.
+fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn node_boots_systemd_and_serves_cri() {
+    let r = rootfs();
+    let node = boot(r);
+    let started = Instant::now();
+    let state = wait_for(Duration::from_secs(60), || {
+        let s = node.exec_stdout(&["systemctl", "is-system-running"]);
+        matches!(s.as_str(), "running" | "degraded").then_some(s)
+    });
+    let failed = node.exec_stdout(&["systemctl", "--failed", "--no-legend", "--no-pager"]);
+    let state = state.unwrap_or_else(|| {
+        panic!(
+            "systemd did not finish booting in 60s; failed units:\n{failed}\n{}",
+            node.exec_stdout(&["journalctl", "--no-pager", "-n", "50"])
+        )
+    });
+    eprintln!(
+        "systemd is {state} after {:?}; failed units: {failed:?}",
+        started.elapsed()
+    );
+    assert!(
+        !failed.contains("cri-server") && !failed.contains("kina-sysctl-shield"),
+        "{failed}"
+    );
+
+    assert_eq!(
+        node.exec_stdout(&["systemctl", "is-active", "cri-server.service"]),
+        "active",
+        "{}",
+        node.exec_stdout(&["journalctl", "--no-pager", "-u", "cri-server"])
+    );
+    assert_eq!(
+        node.exec_stdout(&["systemctl", "is-active", "kina-sysctl-shield.service"]),
+        "active"
+    );
+    assert_eq!(
+        node.exec_stdout(&["systemctl", "is-enabled", "kubelet.service"]),
+        "enabled"
+    );
+    // kubelet waits for kubeadm's config instead of crash-looping.
+    assert_eq!(
+        node.exec_stdout(&["systemctl", "is-active", "kubelet.service"]),
+        "inactive"
+    );
+    assert_eq!(
+        node.exec_stdout(&["systemctl", "is-enabled", "systemd-sysctl.service"]),
+        "masked"
+    );
+    assert_eq!(
+        node.exec_stdout(&["kubeadm", "version", "-o", "short"]),
+        KUBE_VERSION
+    );
+
+    // crictl, configured by /etc/crictl.yaml, reaches cri-server through its socket.
+    let version = wait_for(Duration::from_secs(20), || {
+        let out = node.exec(&["crictl", "version"]);
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "crictl version failed: {:?}",
+            node.exec(&["crictl", "version"])
+        )
+    });
+    assert!(version.contains("RuntimeName:  cri-server"), "{version}");
+
+    // The kubelet's host-wide sysctls are shielded: writing them inside leaves the host alone.
+    let host_path = "/proc/sys/vm/overcommit_memory";
+    let host_before = fs::read_to_string(host_path).unwrap();
+    let other = if host_before.trim() == "1" { "0" } else { "1" };
+    let out = node.exec(&["sh", "-c", &format!("echo {other} > {host_path}")]);
+    let host_after = fs::read_to_string(host_path).unwrap();
+    if host_after != host_before {
+        fs::write(host_path, &host_before).unwrap();
+    }
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        host_after, host_before,
+        "a write inside the node changed the host's vm.overcommit_memory"
+    );
+    assert_eq!(node.exec_stdout(&["cat", host_path]), other);
+
+    // SIGRTMIN+3 asks systemd to shut down: the node stops by itself.
+    run(node.runc().args(["kill", &node.id, "37"]));
+    let stopped = wait_for(Duration::from_secs(30), || {
+        (node.status() == "stopped").then_some(())
+    });
+    assert!(
+        stopped.is_some(),
+        "the node did not stop within 30s of SIGRTMIN+3: {}",
+        node.status()
+    );
+    let cgroup = PathBuf::from("/sys/fs/cgroup/memory").join(&node.id);
+    drop(node);
+    assert!(!cgroup.exists(), "{} leaked", cgroup.display());
+}
+
+#[test]
+fn bad_build_inputs_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let kina = env!("CARGO_BIN_EXE_kina");
+    let out = Command::new(kina)
+        .args(["build", "node-image", "--kube-bin-dir"])
+        .arg(dir.path())
+        .arg("--cri-server")
+        .arg("/bin/true")
+        .arg("--output")
+        .arg(dir.path().join("out"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains(&format!("--kube-bin-dir {}", dir.path().display()))
+            && stderr.contains("kubeadm"),
+        "{stderr}"
+    );
+
+    let not_exec = dir.path().join("cri-server");
+    fs::write(&not_exec, "x").unwrap();
+    let out = Command::new(kina)
+        .args([
+            "build",
+            "node-image",
+            "--kube-version",
+            "v1.36.2",
+            "--cri-server",
+        ])
+        .arg(&not_exec)
+        .arg("--output")
+        .arg(dir.path().join("out"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains(&format!("--cri-server {}", not_exec.display()))
+            && stderr.contains("not an executable file"),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("out").exists());
+}
