@@ -208,8 +208,7 @@ fn image_holds_systemd_cri_server_kubernetes_and_cni() {
         crictl.contains("unix:///run/cri-server/cri-server.sock"),
         "{crictl}"
     );
-    // The config in the image is one cri-server accepts.
-    cri_server::config::Config::load(&r.join("etc/cri-server/config.toml"), false).unwrap();
+    // cri-server accepting /etc/cri-server/config.toml is checked by booting the node.
     let kubeadm = fs::metadata(r.join("usr/bin/kubeadm")).unwrap();
     assert_eq!((kubeadm.uid(), kubeadm.gid()), (0, 0));
     assert_eq!(fs::read_to_string(r.join("etc/machine-id")).unwrap(), "");
