@@ -34,6 +34,7 @@ fn comounted_cgroup_controllers_get_symlinks() {
         rootfs: &root,
         bundle: &bundle,
         cgroup_ns: false,
+        userns_maps: None,
     };
     let flags = nix::mount::MsFlags::MS_NOSUID | nix::mount::MsFlags::MS_RDONLY;
     rootfs::cgroup::mount_hierarchies(&ctx, Path::new("/sys/fs/cgroup"), flags, &hier).unwrap();

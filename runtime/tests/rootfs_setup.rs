@@ -347,3 +347,38 @@ fn user_namespace_falls_back_to_bind_mounts() {
         logs.text()
     );
 }
+
+#[test]
+fn idmapped_bind_mount_shifts_ownership() {
+    let Some(bundle) = child_bundle() else {
+        let b = busybox_bundle();
+        let vol = b.path().join("vol");
+        std::fs::create_dir_all(vol.join("sub")).unwrap();
+        std::fs::write(vol.join("owned-by-0"), "x").unwrap();
+        std::os::unix::fs::chown(vol.join("sub"), Some(5), Some(6)).unwrap();
+        run_in_child("idmapped_bind_mount_shifts_ownership", &[], &b);
+        return;
+    };
+    let maps = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    let spec = spec(json!({
+        "mounts": [
+            {"destination": "/proc", "type": "proc", "source": "proc"},
+            {"destination": "/vol", "type": "bind", "source": "vol", "options": ["rbind", "ridmap"],
+             "uidMappings": maps, "gidMappings": maps},
+            {"destination": "/plain", "type": "bind", "source": "vol", "options": ["rbind"]}
+        ]
+    }));
+    rootfs::prepare(&spec, &bundle, false).unwrap();
+    let root = rootfs::rootfs_path(&spec, &bundle).unwrap();
+    rootfs::pivot(&root, false).unwrap();
+    rootfs::finalize(&spec).unwrap();
+    // On disk the files belong to 0 and 5:6; through the idmapped mount they appear shifted
+    // by 100000, while the plain bind of the same directory is unchanged.
+    assert_eq!(
+        sh_ok("stat -c '%u:%g' /vol/owned-by-0").trim(),
+        "100000:100000"
+    );
+    assert_eq!(sh_ok("stat -c '%u:%g' /vol/sub").trim(), "100005:100006");
+    assert_eq!(sh_ok("stat -c '%u:%g' /plain/owned-by-0").trim(), "0:0");
+    assert_eq!(sh_ok("cat /vol/owned-by-0"), "x");
+}

@@ -9,6 +9,7 @@ pub mod cgroup;
 mod copyup;
 pub mod dev;
 pub mod devices;
+pub mod idmap;
 pub mod mountinfo;
 pub mod mounts;
 pub mod options;
@@ -217,10 +218,17 @@ pub fn prepare(spec: &Spec, bundle: &Path, cgroup_ns: bool) -> Result<(), Rootfs
         None,
         &rootfs,
     )?;
+    let userns_maps = spec.linux().as_ref().and_then(|l| {
+        match (l.uid_mappings().as_deref(), l.gid_mappings().as_deref()) {
+            (Some(u), Some(g)) => Some((u, g)),
+            _ => None,
+        }
+    });
     let ctx = MountContext {
         rootfs: &rootfs,
         bundle,
         cgroup_ns,
+        userns_maps,
     };
     let mut dev_readonly = false;
     for (i, m) in spec.mounts().iter().flatten().enumerate() {

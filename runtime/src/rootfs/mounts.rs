@@ -10,12 +10,12 @@ use std::path::{Path, PathBuf};
 use nix::errno::Errno;
 use nix::mount::{MsFlags, mount};
 use nix::sys::statvfs::{FsFlags, fstatvfs};
-use oci_spec::runtime::Mount;
+use oci_spec::runtime::{LinuxIdMapping, Mount};
 
 use super::cgroup;
 use super::options::{self, MountOptions};
 use super::paths::{self, Target, proc_fd_path};
-use super::{RootfsError, copyup};
+use super::{RootfsError, copyup, idmap};
 use crate::sys::setup;
 
 /// Context shared by all mounts of one container.
@@ -27,6 +27,9 @@ pub struct MountContext<'a> {
     pub bundle: &'a Path,
     /// The container has its own cgroup namespace.
     pub cgroup_ns: bool,
+    /// The container's user namespace mappings (uid, gid), used by "idmap" mounts that do
+    /// not carry their own.
+    pub userns_maps: Option<(&'a [LinuxIdMapping], &'a [LinuxIdMapping])>,
 }
 
 /// mount(2) with the target path and operation in the error.
@@ -114,13 +117,6 @@ pub fn mount_entry(ctx: &MountContext<'_>, m: &Mount, index: usize) -> Result<()
         tracing::warn!(mount = index, destination = %dest.display(),
             "mount destination is not absolute; treating it as relative to the container root");
     }
-    if m.uid_mappings().is_some() || m.gid_mappings().is_some() {
-        return Err(RootfsError::InvalidMount {
-            index,
-            destination: dest.to_path_buf(),
-            reason: "idmapped mounts (uidMappings/gidMappings) are not supported".into(),
-        });
-    }
     let raw_opts = m.options().clone().unwrap_or_default();
     let mut opts = options::parse(&raw_opts).map_err(|o| RootfsError::InvalidMount {
         index,
@@ -130,6 +126,15 @@ pub fn mount_entry(ctx: &MountContext<'_>, m: &Mount, index: usize) -> Result<()
     let typ = m.typ().as_deref().unwrap_or("");
     if typ == "bind" {
         opts.flags |= MsFlags::MS_BIND;
+    }
+    if !opts.is_bind() {
+        idmap::requested(m, &opts, ctx.userns_maps).map_err(|reason| {
+            RootfsError::InvalidMount {
+                index,
+                destination: dest.to_path_buf(),
+                reason,
+            }
+        })?;
     }
     let top = if (typ == "cgroup" || typ == "cgroup2") && !opts.is_bind() {
         cgroup::mount_cgroup(ctx, m, &opts, typ == "cgroup2")?;
@@ -200,9 +205,20 @@ fn bind_mount(
     } else {
         Target::File
     };
+    let map =
+        idmap::requested(m, opts, ctx.userns_maps).map_err(|reason| RootfsError::InvalidMount {
+            index,
+            destination: dest.to_path_buf(),
+            reason,
+        })?;
     let (fd, _) = paths::open_in_root(ctx.rootfs, dest, kind)?;
-    let flags = MsFlags::MS_BIND | (opts.flags & MsFlags::MS_REC);
-    sys_mount(Some(&source), &proc_fd_path(&fd), None, flags, None, dest)?;
+    let rec = opts.flags.contains(MsFlags::MS_REC);
+    if let Some(map) = map {
+        idmap::bind(&source, &fd, rec, &map, dest)?;
+    } else {
+        let flags = MsFlags::MS_BIND | (opts.flags & MsFlags::MS_REC);
+        sys_mount(Some(&source), &proc_fd_path(&fd), None, flags, None, dest)?;
+    }
     drop(fd);
     let top = open_existing(ctx.rootfs, dest)?;
     let re = opts.remount_flags();
@@ -306,7 +322,7 @@ mod tests {
     }
 
     #[test]
-    fn proc_through_symlink_and_idmap_are_refused_before_mounting() {
+    fn proc_through_symlink_and_bad_idmap_are_refused_before_mounting() {
         let root = tempfile::tempdir().unwrap();
         std::fs::create_dir(root.path().join("elsewhere")).unwrap();
         std::os::unix::fs::symlink("/elsewhere", root.path().join("proc")).unwrap();
@@ -314,27 +330,25 @@ mod tests {
             rootfs: root.path(),
             bundle: root.path(),
             cgroup_ns: false,
+            userns_maps: None,
         };
         let m =
             mount(serde_json::json!({"destination": "/proc", "type": "proc", "source": "proc"}));
         let e = mount_entry(&ctx, &m, 3).unwrap_err().to_string();
         assert!(e.contains("mounts[3]") && e.contains("symlink"), "{e}");
+        // idmap on a non-bind mount, or without any mappings, is refused before mounting.
         let m = mount(
-            serde_json::json!({"destination": "/x", "type": "bind", "source": "/tmp",
-            "uidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}],
-            "gidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}]}),
+            serde_json::json!({"destination": "/x", "type": "tmpfs", "source": "tmpfs",
+            "options": ["idmap"]}),
         );
         let e = mount_entry(&ctx, &m, 0).unwrap_err().to_string();
-        assert!(e.contains("idmapped"), "{e}");
+        assert!(e.contains("only supported for bind mounts"), "{e}");
         let m = mount(
-            serde_json::json!({"destination": "/x", "type": "bind", "source": "/tmp", "options": ["idmap"]}),
+            serde_json::json!({"destination": "/x", "type": "bind", "source": "/tmp",
+            "options": ["idmap"]}),
         );
-        assert!(
-            mount_entry(&ctx, &m, 0)
-                .unwrap_err()
-                .to_string()
-                .contains("idmap")
-        );
+        let e = mount_entry(&ctx, &m, 0).unwrap_err().to_string();
+        assert!(e.contains("needs uidMappings"), "{e}");
         assert!(!root.path().join("x").exists());
     }
 }

@@ -48,6 +48,10 @@ pub struct MountOptions {
     pub tmpcopyup: bool,
     /// "nosymfollow" was requested (MS_NOSYMFOLLOW).
     pub nosymfollow: bool,
+    /// "idmap" or "ridmap": an idmapped bind mount.
+    pub idmap: bool,
+    /// "ridmap": idmap submounts too.
+    pub idmap_recursive: bool,
 }
 
 impl Default for MountOptions {
@@ -60,6 +64,8 @@ impl Default for MountOptions {
             data: String::new(),
             tmpcopyup: false,
             nosymfollow: false,
+            idmap: false,
+            idmap_recursive: false,
         }
     }
 }
@@ -160,7 +166,7 @@ const REC_ATIME: &[(&str, u64)] = &[
 ];
 
 /// Options we refuse explicitly rather than passing them to the filesystem as data.
-const UNSUPPORTED: &[&str] = &["idmap", "ridmap"];
+const UNSUPPORTED: &[&str] = &[];
 
 /// Error from [`parse`]: the option that cannot be honoured.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -210,6 +216,9 @@ pub fn parse<S: AsRef<str>>(options: &[S]) -> Result<MountOptions, UnsupportedOp
             out.nosymfollow = true;
         } else if opt == "symfollow" {
             out.nosymfollow = false;
+        } else if opt == "idmap" || opt == "ridmap" {
+            out.idmap = true;
+            out.idmap_recursive = opt == "ridmap";
         } else if UNSUPPORTED.contains(&opt) {
             return Err(UnsupportedOption(opt.to_string()));
         } else if !opt.is_empty() {
@@ -295,6 +304,7 @@ mod tests {
         assert!(o.tmpcopyup && o.nosymfollow);
         assert_eq!(o.data, "");
         assert!(o.mount_flags().bits() & MS_NOSYMFOLLOW as libc::c_ulong != 0);
-        assert_eq!(parse(&["idmap"]), Err(UnsupportedOption("idmap".into())));
+        let o = parse(&["rbind", "ridmap"]).unwrap();
+        assert!(o.idmap && o.idmap_recursive && o.data.is_empty());
     }
 }

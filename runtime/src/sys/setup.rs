@@ -148,6 +148,126 @@ pub fn set_personality(persona: libc::c_ulong) -> nix::Result<libc::c_int> {
     Errno::result(rc)
 }
 
+/// MOUNT_ATTR_IDMAP: make the mount idmapped with `userns_fd`'s mappings.
+pub const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
+
+/// mount_setattr(2) turning the (detached) mount at `dirfd` into an idmapped mount using the
+/// mappings of the user namespace `userns`.
+pub fn mount_setattr_idmap(
+    dirfd: BorrowedFd<'_>,
+    recursive: bool,
+    userns: BorrowedFd<'_>,
+) -> nix::Result<()> {
+    mount_setattr_full(
+        dirfd,
+        recursive,
+        MOUNT_ATTR_IDMAP,
+        0,
+        userns.as_raw_fd() as u64,
+    )
+}
+
+const OPEN_TREE_CLONE: libc::c_uint = 1;
+const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
+
+/// open_tree(AT_FDCWD, path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC [| AT_RECURSIVE]): a detached
+/// copy of the mount (tree) at `path`.
+pub fn open_tree_clone(path: &std::ffi::CStr, recursive: bool) -> nix::Result<OwnedFd> {
+    let mut flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint;
+    if recursive {
+        flags |= AT_RECURSIVE;
+    }
+    // SAFETY: `path` is a valid NUL-terminated string for the duration of the call.
+    let fd = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, path.as_ptr(), flags) };
+    let fd = Errno::result(fd)?;
+    // SAFETY: open_tree returned a fresh fd that nobody else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) })
+}
+
+const MOVE_MOUNT_T_EMPTY_PATH: libc::c_uint = 0x40;
+
+/// move_mount(from, "", to, "", F_EMPTY_PATH | T_EMPTY_PATH): attach the detached mount `from`
+/// exactly on the inode `to` (an O_PATH fd).
+pub fn move_mount_onto(from: BorrowedFd<'_>, to: BorrowedFd<'_>) -> nix::Result<()> {
+    let empty = c"";
+    // SAFETY: `empty` is a valid NUL-terminated string; both fds are borrowed and open.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            from.as_raw_fd(),
+            empty.as_ptr(),
+            to.as_raw_fd(),
+            empty.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
+        )
+    };
+    Errno::result(rc).map(drop)
+}
+
+/// A user namespace with the given `uid_map`/`gid_map` contents, returned as an fd of
+/// /proc/PID/ns/user. A short-lived child creates the namespace; it only makes raw,
+/// async-signal-safe syscalls, so this is sound even in a multi-threaded caller.
+pub fn userns_with_mappings(uid_map: &str, gid_map: &str) -> nix::Result<OwnedFd> {
+    use nix::unistd::{ForkResult, pipe2};
+    let (ready_r, ready_w) = pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    let (done_r, done_w) = pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    // SAFETY: the child only calls unshare, write, read and _exit (async-signal-safe) on fds
+    // it inherited; it never returns into Rust code or touches the allocator or locks.
+    match unsafe { nix::unistd::fork() }? {
+        ForkResult::Child => {
+            // SAFETY: raw syscalls on valid fds and a stack buffer; _exit never returns.
+            unsafe {
+                // Close our copies of the parent's ends, or EOF on `done_r` would never come.
+                libc::close(done_w.as_raw_fd());
+                libc::close(ready_r.as_raw_fd());
+                let ok: u8 = if libc::unshare(libc::CLONE_NEWUSER) == 0 {
+                    1
+                } else {
+                    0
+                };
+                libc::write(
+                    ready_w.as_raw_fd(),
+                    &ok as *const u8 as *const libc::c_void,
+                    1,
+                );
+                let mut b = 0u8;
+                libc::read(
+                    done_r.as_raw_fd(),
+                    &mut b as *mut u8 as *mut libc::c_void,
+                    1,
+                );
+                libc::_exit(0);
+            }
+        }
+        ForkResult::Parent { child } => {
+            drop(ready_w);
+            drop(done_r);
+            let result = (|| {
+                let mut b = [0u8; 1];
+                let n = nix::unistd::read(&ready_r, &mut b)?;
+                if n != 1 || b[0] != 1 {
+                    return Err(Errno::EPERM);
+                }
+                let proc = format!("/proc/{child}");
+                let write = |file: &str, data: &str| {
+                    std::fs::write(format!("{proc}/{file}"), data)
+                        .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))
+                };
+                write("uid_map", uid_map)?;
+                write("gid_map", gid_map)?;
+                nix::fcntl::open(
+                    format!("{proc}/ns/user").as_str(),
+                    nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
+                    nix::sys::stat::Mode::empty(),
+                )
+            })();
+            drop(done_w);
+            let _ = nix::sys::wait::waitpid(child, None);
+            result
+        }
+    }
+}
+
 /// `struct mount_attr` for mount_setattr(2).
 #[repr(C)]
 struct MountAttr {
@@ -167,11 +287,21 @@ pub fn mount_setattr(
     attr_set: u64,
     attr_clr: u64,
 ) -> nix::Result<()> {
+    mount_setattr_full(dirfd, recursive, attr_set, attr_clr, 0)
+}
+
+fn mount_setattr_full(
+    dirfd: BorrowedFd<'_>,
+    recursive: bool,
+    attr_set: u64,
+    attr_clr: u64,
+    userns_fd: u64,
+) -> nix::Result<()> {
     let attr = MountAttr {
         attr_set,
         attr_clr,
         propagation: 0,
-        userns_fd: 0,
+        userns_fd,
     };
     let mut flags = libc::AT_EMPTY_PATH as libc::c_uint;
     if recursive {
