@@ -62,18 +62,18 @@ fn kube_bin_dir() -> PathBuf {
     dir
 }
 
-/// cri-server from this workspace (built next to kina), stripped like a release binary.
-fn cri_server() -> PathBuf {
+/// A binary of this workspace (built next to kina), stripped like a release binary.
+fn workspace_binary(package: &str, bin: &str) -> PathBuf {
     let kina = Path::new(env!("CARGO_BIN_EXE_kina"));
-    let built = kina.with_file_name("cri-server");
+    let built = kina.with_file_name(bin);
     if !built.is_file() {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         run(Command::new(cargo)
-            .args(["build", "-p", "cri-server", "--bin", "cri-server"])
+            .args(["build", "-p", package, "--bin", bin])
             .current_dir(env!("CARGO_MANIFEST_DIR")));
     }
     assert!(built.is_file(), "{} was not built", built.display());
-    let stripped = work_dir().join("cri-server");
+    let stripped = work_dir().join(bin);
     fs::copy(&built, &stripped).unwrap();
     run(Command::new("strip").arg(&stripped));
     stripped
@@ -102,7 +102,9 @@ fn image() -> &'static (PathBuf, String) {
             .arg("--kube-bin-dir")
             .arg(kube_bin_dir())
             .arg("--cri-server")
-            .arg(cri_server())
+            .arg(workspace_binary("cri-server", "cri-server"))
+            .arg("--pause")
+            .arg(workspace_binary("kina-pause", "kina-pause"))
             .arg("--crictl")
             .arg(&crictl)
             .arg("--output")
@@ -158,8 +160,6 @@ fn image_holds_systemd_cri_server_kubernetes_and_cni() {
         "/usr/bin/kubeadm",
         "/usr/bin/kubelet",
         "/usr/bin/kubectl",
-        "/kina/bin/kube-apiserver",
-        "/kina/bin/kube-proxy",
         "/opt/cni/bin/bridge",
         "/opt/cni/bin/host-local",
         "/opt/cni/bin/loopback",
@@ -199,6 +199,22 @@ fn image_holds_systemd_cri_server_kubernetes_and_cni() {
             "{masked}"
         );
     }
+    // The control-plane images kubeadm asks for, as archives skopeo reads.
+    for (file, tag, layers) in [
+        ("kube-apiserver", KUBE_VERSION, 1),
+        ("kube-controller-manager", KUBE_VERSION, 1),
+        ("kube-scheduler", KUBE_VERSION, 1),
+        ("kube-proxy", KUBE_VERSION, 2),
+        ("pause", "3.10.2", 1),
+    ] {
+        let archive = r.join(format!("kina/images/{file}.tar"));
+        let out = run(Command::new("skopeo")
+            .arg("inspect")
+            .arg(format!("oci-archive:{}:{tag}", archive.display())));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["Layers"].as_array().unwrap().len(), layers, "{file}: {v}");
+    }
+    assert!(!r.join("kina/bin").exists());
     assert_eq!(
         fs::read_to_string(r.join("kina/version")).unwrap(),
         format!("{KUBE_VERSION}\n")
@@ -467,6 +483,33 @@ fn node_boots_systemd_and_serves_cri() {
         )
     });
     assert!(version.contains("RuntimeName:  cri-server"), "{version}");
+
+    // The preloaded images are imported once, before the kubelet could ask for them.
+    let imported = wait_for(Duration::from_secs(120), || {
+        let s = node.exec_stdout(&["systemctl", "is-active", "kina-import-images.service"]);
+        (s != "activating").then_some(s)
+    });
+    assert_eq!(
+        imported.as_deref(),
+        Some("active"),
+        "{}",
+        node.exec_stdout(&["journalctl", "--no-pager", "-u", "kina-import-images"])
+    );
+    let images = node.exec_stdout(&["crictl", "images"]);
+    for (name, tag) in [
+        ("registry.k8s.io/kube-apiserver", KUBE_VERSION),
+        ("registry.k8s.io/kube-controller-manager", KUBE_VERSION),
+        ("registry.k8s.io/kube-scheduler", KUBE_VERSION),
+        ("registry.k8s.io/kube-proxy", KUBE_VERSION),
+        ("registry.k8s.io/pause", "3.10.2"),
+    ] {
+        assert!(
+            images
+                .lines()
+                .any(|l| l.split_whitespace().take(2).eq([name, tag])),
+            "{name}:{tag} not imported:\n{images}"
+        );
+    }
 
     // The kubelet's host-wide sysctls are shielded: writing them inside leaves the host alone.
     let host_path = "/proc/sys/vm/overcommit_memory";

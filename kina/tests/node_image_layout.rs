@@ -93,6 +93,9 @@ fn build_image(dir: &Path) -> (oci::WrittenImage, Vec<LayerBlob>) {
         arch: "amd64".into(),
         labels: HashMap::from([("io.kina.kubernetes.version".into(), "v1.36.2".into())]),
         created: "2026-01-01T00:00:00Z".into(),
+        entrypoint: vec!["/sbin/init".into()],
+        env: vec!["container=docker".into()],
+        stop_signal: Some("SIGRTMIN+3".into()),
     };
     let written = oci::write_layout(&dir.join("layout"), &meta, &layers).unwrap();
     (written, layers)
@@ -166,6 +169,9 @@ fn layout_digests_are_consistent() {
         arch: "amd64".into(),
         labels: HashMap::new(),
         created: "2026-01-01T00:00:00Z".into(),
+        entrypoint: vec!["/sbin/init".into()],
+        env: vec!["container=docker".into()],
+        stop_signal: Some("SIGRTMIN+3".into()),
     };
     oci::write_layout(&layout, &meta2, &layers).unwrap();
     oci::write_layout(&layout, &meta2, &layers).unwrap();

@@ -47,6 +47,9 @@ pub struct NodeImageArgs {
     /// The crictl binary to install.
     #[arg(long)]
     pub crictl: Option<PathBuf>,
+    /// kina's pause binary, preloaded as the sandbox image [default: `kina-pause` next to kina].
+    #[arg(long)]
+    pub pause: Option<PathBuf>,
     /// Debian suite of the base instead of the recipe's.
     #[arg(long)]
     pub suite: Option<String>,
@@ -88,8 +91,13 @@ fn kube_source(a: &NodeImageArgs) -> Result<KubeSource, CliError> {
 
 /// `cri-server` next to the running kina, as cargo and the release tarball place it.
 fn default_cri_server() -> Option<PathBuf> {
+    sibling("cri-server")
+}
+
+/// `name` next to the running kina.
+fn sibling(name: &str) -> Option<PathBuf> {
     let exe = std::env::current_exe().ok()?;
-    let candidate = exe.parent()?.join("cri-server");
+    let candidate = exe.parent()?.join(name);
     candidate.is_file().then_some(candidate)
 }
 
@@ -116,6 +124,7 @@ pub fn run(what: Build, env: &Env) -> Result<(), CliError> {
         suite: a.suite,
         cache_dir: a.cache_dir,
         mirror: a.mirror,
+        pause: a.pause.or_else(|| sibling("kina-pause")),
     };
     env.status
         .line(&format!("Building node image {:?} ...", opts.image));

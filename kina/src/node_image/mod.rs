@@ -8,6 +8,7 @@
 pub mod cache;
 pub mod debootstrap;
 pub mod error;
+pub mod images;
 pub mod kube_binaries;
 pub mod layer;
 pub mod oci;
@@ -47,6 +48,8 @@ pub struct BuildOptions {
     pub cache_dir: PathBuf,
     /// Debian mirror; default: the one apt uses on this machine.
     pub mirror: Option<String>,
+    /// kina's pause binary, preloaded as the sandbox image (`registry.k8s.io/pause`).
+    pub pause: Option<PathBuf>,
 }
 
 /// What was built.
@@ -84,6 +87,11 @@ pub fn build(opts: &BuildOptions, status: &Status) -> Result<BuiltImage> {
         .as_deref()
         .map(|p| rootfs::check_executable("--crictl", p))
         .transpose()?;
+    let pause = opts
+        .pause
+        .as_deref()
+        .map(|p| rootfs::check_executable("--pause", p))
+        .transpose()?;
     let cache = Cache::new(&opts.cache_dir);
     let mirror = opts
         .mirror
@@ -102,6 +110,17 @@ pub fn build(opts: &BuildOptions, status: &Status) -> Result<BuiltImage> {
     };
     let base = status.step(&base_title, || cache.ensure_base(&recipe, arch, &mirror))?;
 
+    let component_dir = cache.scratch("images")?;
+    let preloaded = status.step("Building the control-plane images 🧱", || {
+        images::component_images(&kube, pause.as_deref())
+            .iter()
+            .map(|image| {
+                let archive = component_dir.path().join(&image.file);
+                images::write_component(&cache, &base, arch, image, &archive)?;
+                Ok((image.file.clone(), archive))
+            })
+            .collect::<Result<Vec<_>>>()
+    })?;
     let node_layer = status.step(
         "Adding cri-server, Kubernetes and node configuration 🔧",
         || {
@@ -111,6 +130,7 @@ pub fn build(opts: &BuildOptions, status: &Status) -> Result<BuiltImage> {
                 cri_server: &cri_server,
                 crictl: crictl.as_deref(),
                 cni_plugins: &base.cni_plugins,
+                images: &preloaded,
             })?;
             let key = tree
                 .content_key()
@@ -154,6 +174,9 @@ pub fn build(opts: &BuildOptions, status: &Status) -> Result<BuiltImage> {
             ),
         ]),
         created: rfc3339_now(),
+        entrypoint: vec!["/sbin/init".to_owned()],
+        env: vec!["container=docker".to_owned()],
+        stop_signal: Some("SIGRTMIN+3".to_owned()),
     };
     let written = status.step(
         &format!("Writing {reference} to {} 🖼", opts.output.display()),
@@ -189,7 +212,7 @@ fn rfc3339_now() -> String {
 }
 
 /// Seconds since the epoch as RFC 3339 UTC (civil-from-days, Howard Hinnant's algorithm).
-fn rfc3339(secs: u64) -> String {
+pub(crate) fn rfc3339(secs: u64) -> String {
     let days = (secs / 86_400) as i64;
     let rem = secs % 86_400;
     let z = days + 719_468;

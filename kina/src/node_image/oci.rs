@@ -96,6 +96,12 @@ pub struct ImageMeta {
     pub labels: HashMap<String, String>,
     /// RFC 3339 creation time.
     pub created: String,
+    /// What the container runs.
+    pub entrypoint: Vec<String>,
+    /// Environment besides PATH.
+    pub env: Vec<String>,
+    /// Signal that stops the container, if not SIGTERM.
+    pub stop_signal: Option<String>,
 }
 
 /// The written image.
@@ -177,16 +183,17 @@ pub fn write_layout(layout: &Path, meta: &ImageMeta, layers: &[LayerBlob]) -> Re
     for l in layers {
         link_blob(layout, l)?;
     }
-    let config = ConfigBuilder::default()
-        .entrypoint(vec!["/sbin/init".to_owned()])
-        .env(vec![
-            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_owned(),
-            "container=docker".to_owned(),
-        ])
-        .stop_signal("SIGRTMIN+3")
-        .labels(meta.labels.clone())
-        .build()
-        .map_err(oci_err("image config"))?;
+    let mut env =
+        vec!["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_owned()];
+    env.extend(meta.env.iter().cloned());
+    let mut config = ConfigBuilder::default()
+        .entrypoint(meta.entrypoint.clone())
+        .env(env)
+        .labels(meta.labels.clone());
+    if let Some(signal) = &meta.stop_signal {
+        config = config.stop_signal(signal.clone());
+    }
+    let config = config.build().map_err(oci_err("image config"))?;
     let history = layers
         .iter()
         .map(|l| {
@@ -309,6 +316,8 @@ pub fn write_archive(layout: &Path, archive: &Path) -> Result<()> {
         let file = File::create(&tmp).map_err(NodeImageError::io("create", &tmp))?;
         let mut tar = tar::Builder::new(io::BufWriter::new(file));
         tar.follow_symlinks(false);
+        // Same layout, same archive bytes: no host mtimes or owners.
+        tar.mode(tar::HeaderMode::Deterministic);
         let err = NodeImageError::io("write archive", tmp.clone());
         for name in ["oci-layout", "index.json"] {
             tar.append_path_with_name(layout.join(name), name)

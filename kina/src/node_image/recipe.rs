@@ -43,6 +43,7 @@ pub const FILES: &[RecipeFile] = &[
         0o644
     ),
     recipe_file!("etc/systemd/system/kina-sysctl-shield.service", 0o644),
+    recipe_file!("etc/systemd/system/kina-import-images.service", 0o644),
     recipe_file!("etc/systemd/journald.conf.d/kina.conf", 0o644),
     recipe_file!("usr/local/bin/kina-shield-sysctls", 0o755),
 ];
@@ -286,10 +287,9 @@ mod tests {
         assert!(e.to_string().contains("So Cat"), "{e}");
         let e = Recipe::parse(&good.replace("[systemd]", "[systemd]\nbogus = 1")).unwrap_err();
         assert!(e.to_string().contains("bogus"), "{e}");
-        let e = Recipe::parse(&good.replace(
-            "enable = [\"kina-sysctl-shield.service\"",
-            "enable = [\"nope.service\"",
-        ))
+        let e = Recipe::parse(
+            &good.replace("\"kina-sysctl-shield.service\",\n", "\"nope.service\",\n"),
+        )
         .unwrap_err();
         assert!(e.to_string().contains("nope.service"), "{e}");
         let e = wanted_by(

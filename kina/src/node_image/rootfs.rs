@@ -7,7 +7,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use super::error::{NodeImageError, Result};
-use super::kube_binaries::{KubeBinaries, NODE_BINARIES, SERVER_BINARIES};
+use super::kube_binaries::{KubeBinaries, NODE_BINARIES};
 use super::recipe::{self, Recipe};
 use super::tree::{Content, Tree};
 
@@ -27,6 +27,8 @@ pub struct NodeInputs<'a> {
     pub crictl: Option<&'a Path>,
     /// CNI plugins the base has in /usr/lib/cni.
     pub cni_plugins: &'a [String],
+    /// Image archives (file name, host path) for /kina/images.
+    pub images: &'a [(String, PathBuf)],
 }
 
 /// An executable regular file, or an error naming `flag`.
@@ -70,8 +72,13 @@ pub fn node_tree(inputs: &NodeInputs<'_>) -> Result<Tree> {
     for b in NODE_BINARIES {
         binary(&mut t, &format!("/usr/bin/{b}"), inputs.kube.path(b));
     }
-    for b in SERVER_BINARIES {
-        binary(&mut t, &format!("/kina/bin/{b}"), inputs.kube.path(b));
+    // The control-plane binaries reach the node inside their images (see images.rs).
+    for (file, archive) in inputs.images {
+        t.insert(
+            &format!("/kina/images/{file}"),
+            0o644,
+            Content::HostFile(archive.clone()),
+        );
     }
     for p in inputs.cni_plugins {
         t.symlink(&format!("/opt/cni/bin/{p}"), format!("/usr/lib/cni/{p}"));
@@ -120,6 +127,10 @@ mod tests {
             cri_server: Path::new("/b/cri-server"),
             crictl: None,
             cni_plugins: &cni,
+            images: &[(
+                "kube-apiserver.tar".to_owned(),
+                "/c/kube-apiserver.tar".into(),
+            )],
         })
         .unwrap();
         let link = |p: &str| match &t.get(p).unwrap_or_else(|| panic!("{p} missing")).content {
@@ -154,9 +165,10 @@ mod tests {
             (0o755, &Content::HostFile("/k/kubeadm".into()))
         );
         assert_eq!(
-            t.get("/kina/bin/kube-apiserver").unwrap().content,
-            Content::HostFile("/k/kube-apiserver".into())
+            t.get("/kina/images/kube-apiserver.tar").unwrap().content,
+            Content::HostFile("/c/kube-apiserver.tar".into())
         );
+        assert!(t.get("/kina/bin/kube-apiserver").is_none());
         assert_eq!(t.get("/usr/local/bin/cri-server").unwrap().mode, 0o755);
         assert!(t.get("/usr/local/bin/crictl").is_none());
         assert_eq!(

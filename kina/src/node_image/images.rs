@@ -1,0 +1,151 @@
+//! Images preloaded into a node so `kubeadm init` needs no registry: the control-plane
+//! components and kube-proxy built from the Kubernetes binaries, and the pod sandbox ("pause")
+//! image from kina's pause binary. Each is written as an OCI archive for `/kina/images/`, which
+//! `kina-import-images.service` imports into cri-server at the node's first boot.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use super::cache::{BaseLayer, Cache};
+use super::error::{NodeImageError, Result};
+use super::kube_binaries::KubeBinaries;
+use super::layer::{LayerWriter, TREE_MTIME};
+use super::oci::{self, ImageMeta, ImageRef, LayerBlob};
+use super::tree::{Content, Tree};
+
+/// The registry kubeadm names its images under.
+pub const REGISTRY: &str = "registry.k8s.io";
+/// The sandbox image tag cri-server's config names (`sandbox_image`).
+pub const PAUSE_TAG: &str = "3.10.2";
+
+/// One image to build.
+#[derive(Debug, Clone)]
+pub struct ComponentImage {
+    /// File name in /kina/images, e.g. `kube-apiserver.tar`.
+    pub file: String,
+    /// Full reference, e.g. `registry.k8s.io/kube-apiserver:v1.36.2`.
+    pub reference: ImageRef,
+    /// The binary and where it goes.
+    pub binary: (PathBuf, String),
+    /// Whether the Debian base is its first layer (kube-proxy runs iptables and nft).
+    pub on_base: bool,
+}
+
+/// The images for `kube` (and `pause`, when given).
+pub fn component_images(kube: &KubeBinaries, pause: Option<&Path>) -> Vec<ComponentImage> {
+    let mut images: Vec<ComponentImage> = [
+        "kube-apiserver",
+        "kube-controller-manager",
+        "kube-scheduler",
+        "kube-proxy",
+    ]
+    .iter()
+    .map(|name| ComponentImage {
+        file: format!("{name}.tar"),
+        reference: ImageRef {
+            name: format!("{REGISTRY}/{name}"),
+            tag: kube.version.clone(),
+        },
+        binary: (kube.path(name), format!("/usr/local/bin/{name}")),
+        on_base: *name == "kube-proxy",
+    })
+    .collect();
+    if let Some(pause) = pause {
+        images.push(ComponentImage {
+            file: "pause.tar".into(),
+            reference: ImageRef {
+                name: format!("{REGISTRY}/pause"),
+                tag: PAUSE_TAG.into(),
+            },
+            binary: (pause.to_owned(), "/pause".into()),
+            on_base: false,
+        });
+    }
+    images
+}
+
+/// Write `image` as an OCI archive at `archive`; its binary layer is cached by content.
+pub fn write_component(
+    cache: &Cache,
+    base: &BaseLayer,
+    arch: &str,
+    image: &ComponentImage,
+    archive: &Path,
+) -> Result<()> {
+    let mut tree = Tree::new();
+    let (src, dest) = &image.binary;
+    tree.insert(dest, 0o755, Content::HostFile(src.clone()));
+    let key = tree
+        .content_key()
+        .map_err(NodeImageError::io("hash", src.clone()))?;
+    let (path, info) = cache.layer(&key, |blob| {
+        let mut w = LayerWriter::create(blob)?;
+        w.append_tree(&tree)?;
+        w.finish()
+    })?;
+    let mut layers = Vec::new();
+    if image.on_base {
+        layers.push(LayerBlob {
+            path: base.blob.clone(),
+            info: base.layer.clone(),
+            created_by: format!("debootstrap {}", base.suite),
+        });
+    }
+    layers.push(LayerBlob {
+        path,
+        info,
+        created_by: format!("kina build node-image: {dest}"),
+    });
+    let meta = ImageMeta {
+        reference: image.reference.clone(),
+        arch: arch.to_owned(),
+        labels: HashMap::from([(
+            "io.kina.built-by".to_owned(),
+            "kina build node-image".to_owned(),
+        )]),
+        // Fixed, so unchanged inputs give the same archive and the node layer stays cached.
+        created: super::rfc3339(TREE_MTIME),
+        entrypoint: vec![dest.clone()],
+        env: Vec::new(),
+        stop_signal: None,
+    };
+    let layout = cache.scratch("component")?;
+    oci::write_layout(layout.path(), &meta, &layers)?;
+    oci::write_archive(layout.path(), archive)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kubeadm_names_and_tags() {
+        let kube = KubeBinaries {
+            dir: "/k".into(),
+            version: "v1.36.2".into(),
+        };
+        let images = component_images(&kube, Some(Path::new("/t/kina-pause")));
+        let refs: Vec<String> = images.iter().map(|i| i.reference.to_string()).collect();
+        assert_eq!(
+            refs,
+            [
+                "registry.k8s.io/kube-apiserver:v1.36.2",
+                "registry.k8s.io/kube-controller-manager:v1.36.2",
+                "registry.k8s.io/kube-scheduler:v1.36.2",
+                "registry.k8s.io/kube-proxy:v1.36.2",
+                "registry.k8s.io/pause:3.10.2",
+            ]
+        );
+        let proxy = &images[3];
+        assert!(proxy.on_base && !images[0].on_base);
+        assert_eq!(
+            proxy.binary,
+            (
+                PathBuf::from("/k/kube-proxy"),
+                "/usr/local/bin/kube-proxy".into()
+            )
+        );
+        assert_eq!(images[4].binary.1, "/pause");
+        assert_eq!(component_images(&kube, None).len(), 4);
+    }
+}
