@@ -6,14 +6,17 @@
 //! namespaces the test asks for). Nothing forks inside the multi-threaded test harness and no
 //! `unsafe` pre_exec hook is needed: unshare(1) creates the namespaces before exec'ing us. The
 //! child sees `KINA_ENV_CHILD` and runs the body; the parent checks the child ran exactly that
-//! one test successfully, then that no mount leaked into the host's mount table.
+//! one test successfully, then that no mount leaked into the host's mount table. A child that
+//! hangs is killed (its whole process group) after a minute and reported with its output.
 
 #![allow(dead_code)]
 
-use std::io::Write;
+use std::io::{Read, Write};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 const CHILD: &str = "KINA_ENV_CHILD";
 const BUNDLE: &str = "KINA_ENV_BUNDLE";
@@ -54,26 +57,67 @@ pub fn busybox_bundle() -> Bundle {
     Bundle { dir }
 }
 
+/// How long a child test may run before it is killed and reported as hung.
+const CHILD_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// Runs test `name` again in a child process with a new mount namespace plus `unshare_args`
-/// (e.g. "--ipc", "--net"), passing `bundle`. Panics with the child's output if it failed.
+/// (e.g. "--ipc", "--net"), passing `bundle`. Panics with the child's output if it failed or
+/// hung (after [`CHILD_TIMEOUT`] its whole process group is killed).
 pub fn run_in_child(name: &str, unshare_args: &[&str], bundle: &Bundle) -> String {
     let exe = std::env::current_exe().unwrap();
-    let out = Command::new("unshare")
-        .args(["--mount", "--propagation", "unchanged"])
-        .args(unshare_args)
+    let mut cmd = Command::new("unshare");
+    cmd.args(["--mount", "--propagation", "unchanged"])
+        .args(unshare_args);
+    if unshare_args.contains(&"--fork") {
+        cmd.arg("--kill-child");
+    }
+    let mut child = cmd
         .arg("--")
         .arg(&exe)
         .args([name, "--exact", "--nocapture", "--test-threads=1"])
         .env(CHILD, "1")
         .env(BUNDLE, bundle.path())
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
         .expect("spawn unshare");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let mut out_pipe = child.stdout.take().unwrap();
+    let mut err_pipe = child.stderr.take().unwrap();
+    let out_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out_pipe.read_to_string(&mut s);
+        s
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err_pipe.read_to_string(&mut s);
+        s
+    });
+    let deadline = Instant::now() + CHILD_TIMEOUT;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if Instant::now() > deadline {
+            // The child and everything it started share its process group.
+            let pgid = nix::unistd::Pid::from_raw(child.id() as i32);
+            let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let stdout = out_reader.join().unwrap();
+    let stderr = err_reader.join().unwrap();
+    let ok = status.is_some_and(|s| s.success()) && stdout.contains("1 passed");
     assert!(
-        out.status.success() && stdout.contains("1 passed"),
-        "child for {name} failed ({}):\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
-        out.status
+        ok,
+        "child for {name} {}:\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
+        match status {
+            Some(s) => format!("failed ({s})"),
+            None => format!("hung for {CHILD_TIMEOUT:?} and was killed"),
+        }
     );
     assert_no_leak(bundle.path());
     stdout + &stderr
