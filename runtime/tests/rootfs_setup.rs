@@ -191,6 +191,19 @@ fn symlink_escape_destination_is_rejected() {
         msg.contains("mounts[0] (/x)") && msg.contains("size=notanumber"),
         "{msg}"
     );
+
+    // A sysctl that is not namespaced would change the host: refused, nothing written. (The
+    // value is the current one, so even a regression here could not alter the host.)
+    let current = std::fs::read_to_string("/proc/sys/vm/overcommit_memory").unwrap();
+    let spec = rootfs_support::spec(json!({"linux": {
+        "namespaces": [{"type": "mount"}, {"type": "network"}, {"type": "ipc"}, {"type": "uts"}],
+        "sysctl": {"vm.overcommit_memory": current.trim()}
+    }}));
+    let msg = rootfs::finalize(&spec).unwrap_err().to_string();
+    assert!(
+        msg.contains("vm.overcommit_memory") && msg.contains("not namespaced"),
+        "{msg}"
+    );
 }
 
 fn spec_with_mounts(mounts: serde_json::Value) -> oci_spec::runtime::Spec {

@@ -97,11 +97,14 @@ pub fn validate(spec: &Spec) -> Result<(), RootfsError> {
     Ok(())
 }
 
-/// Writes every sysctl of the spec (called inside the container, after the root switch).
+/// Validates, then writes every sysctl of the spec (called inside the container, after the
+/// root switch).
 pub fn apply(spec: &Spec) -> Result<(), RootfsError> {
     let Some(sysctls) = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) else {
         return Ok(());
     };
+    // Checked again here (not only at create): a sysctl is never written to the host's kernel.
+    validate(spec)?;
     let mut keys: Vec<&String> = sysctls.keys().collect();
     keys.sort();
     for key in keys {
