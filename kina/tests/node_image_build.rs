@@ -62,6 +62,22 @@ fn kube_bin_dir() -> PathBuf {
     dir
 }
 
+/// The coredns binary, unpacked once from the shared tarball.
+fn coredns() -> PathBuf {
+    let tarball = shared_dir().join("kubernetes/coredns-v1.13.1-linux-amd64.tar.xz");
+    assert!(tarball.is_file(), "{} is missing", tarball.display());
+    let dir = work_dir().join("coredns-v1.13.1");
+    if !dir.join("coredns").is_file() {
+        fs::create_dir_all(&dir).unwrap();
+        run(Command::new("tar")
+            .arg("-C")
+            .arg(&dir)
+            .arg("-xJf")
+            .arg(&tarball));
+    }
+    dir.join("coredns")
+}
+
 /// A binary of this workspace (built next to kina), stripped like a release binary.
 fn workspace_binary(package: &str, bin: &str) -> PathBuf {
     let kina = Path::new(env!("CARGO_BIN_EXE_kina"));
@@ -105,6 +121,8 @@ fn image() -> &'static (PathBuf, String) {
             .arg(workspace_binary("cri-server", "cri-server"))
             .arg("--pause")
             .arg(workspace_binary("kina-pause", "kina-pause"))
+            .arg("--coredns")
+            .arg(coredns())
             .arg("--crictl")
             .arg(&crictl)
             .arg("--output")
@@ -206,6 +224,7 @@ fn image_holds_systemd_cri_server_kubernetes_and_cni() {
         ("kube-scheduler", KUBE_VERSION, 1),
         ("kube-proxy", KUBE_VERSION, 2),
         ("pause", "3.10.2", 1),
+        ("coredns", "v1.13.1", 1),
     ] {
         let archive = r.join(format!("kina/images/{file}.tar"));
         let out = run(Command::new("skopeo")
@@ -296,11 +315,13 @@ fn bounding_caps() -> Vec<String> {
         .collect()
 }
 
-/// A privileged node container, like kind's: deleted (with its /var) on drop.
+/// A privileged node container, like kind's, on an overlay of the shared unpacked image (so
+/// its writes stay its own): deleted, unmounted and removed (with its /var) on drop.
 struct Node {
     runc_root: PathBuf,
     id: String,
-    var: PathBuf,
+    /// Bundle: config.json, rootfs (the overlay), upper, work, var.
+    dir: PathBuf,
 }
 
 impl Node {
@@ -335,15 +356,42 @@ impl Node {
 impl Drop for Node {
     fn drop(&mut self) {
         let _ = self.runc().args(["delete", "--force", &self.id]).output();
-        let _ = fs::remove_dir_all(&self.var);
+        let rootfs = self.dir.join("rootfs");
+        if let Err(e) = nix::mount::umount2(&rootfs, nix::mount::MntFlags::MNT_DETACH) {
+            eprintln!("umount {}: {e}", rootfs.display());
+        }
+        let _ = fs::remove_dir_all(&self.dir);
     }
 }
 
-fn boot(rootfs: &Path) -> Node {
+fn boot(image_rootfs: &Path) -> Node {
     let id = format!("kina-node-image-test-{}", std::process::id());
-    let bundle = rootfs.parent().unwrap();
-    let var = work_dir().join(format!("var-{id}"));
-    let _ = fs::remove_dir_all(&var);
+    let bundle = work_dir().join(&id);
+    let _ = fs::remove_dir_all(&bundle);
+    for d in ["rootfs", "upper", "work"] {
+        fs::create_dir_all(bundle.join(d)).unwrap();
+    }
+    let rootfs = bundle.join("rootfs");
+    let options = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        image_rootfs.display(),
+        bundle.join("upper").display(),
+        bundle.join("work").display()
+    );
+    nix::mount::mount(
+        Some("overlay"),
+        &rootfs,
+        Some("overlay"),
+        nix::mount::MsFlags::empty(),
+        Some(options.as_str()),
+    )
+    .unwrap_or_else(|e| panic!("mount overlay on {}: {e}", rootfs.display()));
+    let node = Node {
+        runc_root: work_dir().join("runc"),
+        id: id.clone(),
+        dir: bundle.clone(),
+    };
+    let var = bundle.join("var");
     // Like kind's /var volume: the image's /var copied to a host directory, bound over /var.
     run(Command::new("cp")
         .arg("-a")
@@ -385,16 +433,11 @@ fn boot(rootfs: &Path) -> Node {
         serde_json::to_vec_pretty(&config).unwrap(),
     )
     .unwrap();
-    let node = Node {
-        runc_root: work_dir().join("runc"),
-        id,
-        var,
-    };
     let log = fs::File::create(work_dir().join("node-console.log")).unwrap();
     run(node
         .runc()
         .args(["run", "--detach", "--bundle"])
-        .arg(bundle)
+        .arg(&bundle)
         .arg(&node.id)
         .stdin(Stdio::null())
         .stdout(log.try_clone().unwrap())
@@ -502,6 +545,7 @@ fn node_boots_systemd_and_serves_cri() {
         ("registry.k8s.io/kube-scheduler", KUBE_VERSION),
         ("registry.k8s.io/kube-proxy", KUBE_VERSION),
         ("registry.k8s.io/pause", "3.10.2"),
+        ("registry.k8s.io/coredns/coredns", "v1.13.1"),
     ] {
         assert!(
             images
@@ -538,7 +582,14 @@ fn node_boots_systemd_and_serves_cri() {
         node.status()
     );
     let cgroup = PathBuf::from("/sys/fs/cgroup/memory").join(&node.id);
+    let dir = node.dir.clone();
     drop(node);
+    let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mounts.contains(&dir.display().to_string()),
+        "a node mount leaked:\n{mounts}"
+    );
+    assert!(!dir.exists(), "{} leaked", dir.display());
     assert!(!cgroup.exists(), "{} leaked", cgroup.display());
 }
 

@@ -50,6 +50,9 @@ pub struct NodeImageArgs {
     /// kina's pause binary, preloaded as the sandbox image [default: `kina-pause` next to kina].
     #[arg(long)]
     pub pause: Option<PathBuf>,
+    /// A coredns binary, preloaded as registry.k8s.io/coredns/coredns:<its version>.
+    #[arg(long)]
+    pub coredns: Option<PathBuf>,
     /// Debian suite of the base instead of the recipe's.
     #[arg(long)]
     pub suite: Option<String>,
@@ -125,6 +128,7 @@ pub fn run(what: Build, env: &Env) -> Result<(), CliError> {
         cache_dir: a.cache_dir,
         mirror: a.mirror,
         pause: a.pause.or_else(|| sibling("kina-pause")),
+        coredns: a.coredns,
     };
     env.status
         .line(&format!("Building node image {:?} ...", opts.image));

@@ -1,6 +1,7 @@
 //! Images preloaded into a node so `kubeadm init` needs no registry: the control-plane
-//! components and kube-proxy built from the Kubernetes binaries, and the pod sandbox ("pause")
-//! image from kina's pause binary. Each is written as an OCI archive for `/kina/images/`, which
+//! components and kube-proxy built from the Kubernetes binaries, the pod sandbox ("pause")
+//! image from kina's pause binary and CoreDNS from a coredns binary (tagged with its real
+//! version; the cluster's kubeadm config sets `dns.imageTag` to it). Each is written as an OCI archive for `/kina/images/`, which
 //! `kina-import-images.service` imports into cri-server at the node's first boot.
 
 use std::collections::HashMap;
@@ -31,8 +32,40 @@ pub struct ComponentImage {
     pub on_base: bool,
 }
 
-/// The images for `kube` (and `pause`, when given).
-pub fn component_images(kube: &KubeBinaries, pause: Option<&Path>) -> Vec<ComponentImage> {
+/// Optional images besides Kubernetes' own.
+#[derive(Debug, Clone, Default)]
+pub struct Extras<'a> {
+    /// kina's pause binary.
+    pub pause: Option<&'a Path>,
+    /// A coredns binary and its version (`v1.13.1`).
+    pub coredns: Option<(&'a Path, String)>,
+}
+
+/// `coredns -version` → `v1.13.1`.
+pub fn coredns_version(coredns: &Path) -> Result<String> {
+    let out = std::process::Command::new(coredns)
+        .arg("-version")
+        .output()
+        .map_err(NodeImageError::io("run", coredns))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let version = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("CoreDNS-"))
+        .map(|v| format!("v{v}"));
+    match version {
+        Some(v) if out.status.success() && super::kube_binaries::check_version(&v).is_ok() => Ok(v),
+        _ => Err(NodeImageError::input(
+            format!("--coredns {}", coredns.display()),
+            format!(
+                "`coredns -version` printed no CoreDNS-X.Y.Z line: {:?}",
+                text.trim()
+            ),
+        )),
+    }
+}
+
+/// The images for `kube` and the `extras` given.
+pub fn component_images(kube: &KubeBinaries, extras: &Extras<'_>) -> Vec<ComponentImage> {
     let mut images: Vec<ComponentImage> = [
         "kube-apiserver",
         "kube-controller-manager",
@@ -50,7 +83,7 @@ pub fn component_images(kube: &KubeBinaries, pause: Option<&Path>) -> Vec<Compon
         on_base: *name == "kube-proxy",
     })
     .collect();
-    if let Some(pause) = pause {
+    if let Some(pause) = extras.pause {
         images.push(ComponentImage {
             file: "pause.tar".into(),
             reference: ImageRef {
@@ -58,6 +91,17 @@ pub fn component_images(kube: &KubeBinaries, pause: Option<&Path>) -> Vec<Compon
                 tag: PAUSE_TAG.into(),
             },
             binary: (pause.to_owned(), "/pause".into()),
+            on_base: false,
+        });
+    }
+    if let Some((coredns, version)) = &extras.coredns {
+        images.push(ComponentImage {
+            file: "coredns.tar".into(),
+            reference: ImageRef {
+                name: format!("{REGISTRY}/coredns/coredns"),
+                tag: version.clone(),
+            },
+            binary: (coredns.to_path_buf(), "/coredns".into()),
             on_base: false,
         });
     }
@@ -119,12 +163,31 @@ mod tests {
     use super::*;
 
     #[test]
+    fn coredns_version_is_read_from_the_binary() {
+        let dir = std::env::temp_dir().join(format!("kina-coredns-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let bin = dir.join("coredns");
+        std::fs::write(&bin, "#!/bin/sh\necho CoreDNS-1.13.1\necho linux/amd64\n").unwrap();
+        std::fs::set_permissions(&bin, <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o755))
+            .unwrap();
+        assert_eq!(coredns_version(&bin).unwrap(), "v1.13.1");
+        std::fs::write(&bin, "#!/bin/sh\necho hello\n").unwrap();
+        let e = coredns_version(&bin).unwrap_err().to_string();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(e.contains("--coredns") && e.contains("hello"), "{e}");
+    }
+
+    #[test]
     fn kubeadm_names_and_tags() {
         let kube = KubeBinaries {
             dir: "/k".into(),
             version: "v1.36.2".into(),
         };
-        let images = component_images(&kube, Some(Path::new("/t/kina-pause")));
+        let extras = Extras {
+            pause: Some(Path::new("/t/kina-pause")),
+            coredns: Some((Path::new("/t/coredns"), "v1.13.1".into())),
+        };
+        let images = component_images(&kube, &extras);
         let refs: Vec<String> = images.iter().map(|i| i.reference.to_string()).collect();
         assert_eq!(
             refs,
@@ -134,6 +197,7 @@ mod tests {
                 "registry.k8s.io/kube-scheduler:v1.36.2",
                 "registry.k8s.io/kube-proxy:v1.36.2",
                 "registry.k8s.io/pause:3.10.2",
+                "registry.k8s.io/coredns/coredns:v1.13.1",
             ]
         );
         let proxy = &images[3];
@@ -146,6 +210,7 @@ mod tests {
             )
         );
         assert_eq!(images[4].binary.1, "/pause");
-        assert_eq!(component_images(&kube, None).len(), 4);
+        assert_eq!(images[5].binary.1, "/coredns");
+        assert_eq!(component_images(&kube, &Extras::default()).len(), 4);
     }
 }

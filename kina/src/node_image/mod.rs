@@ -50,6 +50,8 @@ pub struct BuildOptions {
     pub mirror: Option<String>,
     /// kina's pause binary, preloaded as the sandbox image (`registry.k8s.io/pause`).
     pub pause: Option<PathBuf>,
+    /// A coredns binary, preloaded as `registry.k8s.io/coredns/coredns:<its version>`.
+    pub coredns: Option<PathBuf>,
 }
 
 /// What was built.
@@ -92,6 +94,14 @@ pub fn build(opts: &BuildOptions, status: &Status) -> Result<BuiltImage> {
         .as_deref()
         .map(|p| rootfs::check_executable("--pause", p))
         .transpose()?;
+    let coredns = match &opts.coredns {
+        Some(p) => {
+            let p = rootfs::check_executable("--coredns", p)?;
+            let version = images::coredns_version(&p)?;
+            Some((p, version))
+        }
+        None => None,
+    };
     let cache = Cache::new(&opts.cache_dir);
     let mirror = opts
         .mirror
@@ -112,7 +122,11 @@ pub fn build(opts: &BuildOptions, status: &Status) -> Result<BuiltImage> {
 
     let component_dir = cache.scratch("images")?;
     let preloaded = status.step("Building the control-plane images 🧱", || {
-        images::component_images(&kube, pause.as_deref())
+        let extras = images::Extras {
+            pause: pause.as_deref(),
+            coredns: coredns.as_ref().map(|(p, v)| (p.as_path(), v.clone())),
+        };
+        images::component_images(&kube, &extras)
             .iter()
             .map(|image| {
                 let archive = component_dir.path().join(&image.file);
