@@ -1,5 +1,6 @@
 //! A real node image: `kina build node-image` debootstraps Debian (cached across runs), adds
-//! cri-server, crictl and Kubernetes v1.36.2 from the shared tarball, and writes an OCI layout.
+//! cri-server, crictl and Kubernetes v1.36.2 from the shared tarball, the control-plane images
+//! (etcd from Debian trixie's etcd-server), and writes an OCI layout.
 //! umoci unpacks it, and systemd boots it as PID 1 under Debian's runc until
 //! `systemctl is-system-running` answers and cri-server serves crictl.
 //!
@@ -225,6 +226,7 @@ fn image_holds_systemd_cri_server_kubernetes_and_cni() {
         ("kube-proxy", KUBE_VERSION, 2),
         ("pause", "3.10.2", 1),
         ("coredns", "v1.13.1", 1),
+        ("etcd", "3.5.16-0", 2),
     ] {
         let archive = r.join(format!("kina/images/{file}.tar"));
         let out = run(Command::new("skopeo")
@@ -546,6 +548,7 @@ fn node_boots_systemd_and_serves_cri() {
         ("registry.k8s.io/kube-proxy", KUBE_VERSION),
         ("registry.k8s.io/pause", "3.10.2"),
         ("registry.k8s.io/coredns/coredns", "v1.13.1"),
+        ("registry.k8s.io/etcd", "3.5.16-0"),
     ] {
         assert!(
             images

@@ -17,7 +17,7 @@ const CMD: &str = "kina build node-image";
 #[derive(Debug, Subcommand)]
 pub enum Build {
     /// Build the node image which contains Kubernetes build artifacts and other kina requirements.
-    NodeImage(NodeImageArgs),
+    NodeImage(Box<NodeImageArgs>),
 }
 
 /// Flags of `kina build node-image`.
@@ -53,6 +53,9 @@ pub struct NodeImageArgs {
     /// A coredns binary, preloaded as registry.k8s.io/coredns/coredns:<its version>.
     #[arg(long)]
     pub coredns: Option<PathBuf>,
+    /// etcd for the control plane: `debian:SUITE` (Debian's etcd-server), a binary, or `none`.
+    #[arg(long, default_value = "debian:trixie")]
+    pub etcd: String,
     /// Debian suite of the base instead of the recipe's.
     #[arg(long)]
     pub suite: Option<String>,
@@ -107,6 +110,7 @@ fn sibling(name: &str) -> Option<PathBuf> {
 /// Run `kina build …`.
 pub fn run(what: Build, env: &Env) -> Result<(), CliError> {
     let Build::NodeImage(a) = what;
+    let a = *a;
     let kube = kube_source(&a)?;
     let cri_server = a
         .cri_server
@@ -129,6 +133,8 @@ pub fn run(what: Build, env: &Env) -> Result<(), CliError> {
         mirror: a.mirror,
         pause: a.pause.or_else(|| sibling("kina-pause")),
         coredns: a.coredns,
+        etcd: node_image::etcd::EtcdSource::parse(&a.etcd)
+            .map_err(|error| CliError::NodeImage { command: CMD, error })?,
     };
     env.status
         .line(&format!("Building node image {:?} ...", opts.image));
@@ -159,7 +165,7 @@ mod tests {
         match Cli::try_parse_from(full).unwrap().command {
             Command::Build {
                 what: Build::NodeImage(a),
-            } => a,
+            } => *a,
             other => panic!("{other:?}"),
         }
     }

@@ -39,6 +39,8 @@ pub struct Extras<'a> {
     pub pause: Option<&'a Path>,
     /// A coredns binary and its version (`v1.13.1`).
     pub coredns: Option<(&'a Path, String)>,
+    /// An etcd binary and its version (`3.5.16`).
+    pub etcd: Option<(&'a Path, String)>,
 }
 
 /// `coredns -version` → `v1.13.1`.
@@ -105,6 +107,18 @@ pub fn component_images(kube: &KubeBinaries, extras: &Extras<'_>) -> Vec<Compone
             on_base: false,
         });
     }
+    if let Some((etcd, version)) = &extras.etcd {
+        images.push(ComponentImage {
+            file: "etcd.tar".into(),
+            reference: ImageRef {
+                name: format!("{REGISTRY}/etcd"),
+                tag: format!("{version}-0"),
+            },
+            binary: (etcd.to_path_buf(), "/usr/local/bin/etcd".into()),
+            // Debian's etcd links libc.
+            on_base: true,
+        });
+    }
     images
 }
 
@@ -168,8 +182,11 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let bin = dir.join("coredns");
         std::fs::write(&bin, "#!/bin/sh\necho CoreDNS-1.13.1\necho linux/amd64\n").unwrap();
-        std::fs::set_permissions(&bin, <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o755))
-            .unwrap();
+        std::fs::set_permissions(
+            &bin,
+            <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o755),
+        )
+        .unwrap();
         assert_eq!(coredns_version(&bin).unwrap(), "v1.13.1");
         std::fs::write(&bin, "#!/bin/sh\necho hello\n").unwrap();
         let e = coredns_version(&bin).unwrap_err().to_string();
@@ -186,6 +203,7 @@ mod tests {
         let extras = Extras {
             pause: Some(Path::new("/t/kina-pause")),
             coredns: Some((Path::new("/t/coredns"), "v1.13.1".into())),
+            etcd: Some((Path::new("/t/etcd"), "3.5.16".into())),
         };
         let images = component_images(&kube, &extras);
         let refs: Vec<String> = images.iter().map(|i| i.reference.to_string()).collect();
@@ -198,6 +216,7 @@ mod tests {
                 "registry.k8s.io/kube-proxy:v1.36.2",
                 "registry.k8s.io/pause:3.10.2",
                 "registry.k8s.io/coredns/coredns:v1.13.1",
+                "registry.k8s.io/etcd:3.5.16-0",
             ]
         );
         let proxy = &images[3];
@@ -211,6 +230,7 @@ mod tests {
         );
         assert_eq!(images[4].binary.1, "/pause");
         assert_eq!(images[5].binary.1, "/coredns");
+        assert!(images[6].on_base);
         assert_eq!(component_images(&kube, &Extras::default()).len(), 4);
     }
 }

@@ -8,6 +8,7 @@
 pub mod cache;
 pub mod debootstrap;
 pub mod error;
+pub mod etcd;
 pub mod images;
 pub mod kube_binaries;
 pub mod layer;
@@ -52,6 +53,8 @@ pub struct BuildOptions {
     pub pause: Option<PathBuf>,
     /// A coredns binary, preloaded as `registry.k8s.io/coredns/coredns:<its version>`.
     pub coredns: Option<PathBuf>,
+    /// Where etcd comes from, preloaded as `registry.k8s.io/etcd:<its version>-0`.
+    pub etcd: etcd::EtcdSource,
 }
 
 /// What was built.
@@ -119,12 +122,22 @@ pub fn build(opts: &BuildOptions, status: &Status) -> Result<BuiltImage> {
         ),
     };
     let base = status.step(&base_title, || cache.ensure_base(&recipe, arch, &mirror))?;
+    let etcd = match &opts.etcd {
+        etcd::EtcdSource::None => None,
+        source => status.step("Preparing etcd 🗄", || {
+            let bin = etcd::resolve(source, &cache, &mirror)?
+                .ok_or_else(|| NodeImageError::input("--etcd", "no etcd binary"))?;
+            let version = etcd::version(&bin)?;
+            Ok::<_, NodeImageError>(Some((bin, version)))
+        })?,
+    };
 
     let component_dir = cache.scratch("images")?;
     let preloaded = status.step("Building the control-plane images 🧱", || {
         let extras = images::Extras {
             pause: pause.as_deref(),
             coredns: coredns.as_ref().map(|(p, v)| (p.as_path(), v.clone())),
+            etcd: etcd.as_ref().map(|(p, v)| (p.as_path(), v.clone())),
         };
         images::component_images(&kube, &extras)
             .iter()
