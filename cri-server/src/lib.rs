@@ -9,3 +9,4 @@ pub mod network;
 pub mod oci;
 pub mod sandbox;
 pub mod server;
+pub mod stream;

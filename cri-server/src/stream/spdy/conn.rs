@@ -1,0 +1,428 @@
+//! A multiplexed SPDY/3.1 connection: one reader task demultiplexes frames into per-stream
+//! channels and answers pings; one writer task owns the socket's write half and the header
+//! compressor. Streams opened by the peer are auto-accepted with SYN_REPLY, as
+//! k8s.io/apimachinery's spdy connection does.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+
+use super::SpdyError;
+use super::frame::{FLAG_FIN, Frame, FrameCodec, RST_CANCEL, RST_PROTOCOL_ERROR};
+use super::headers::Headers;
+
+/// Largest DATA payload written in one frame.
+const CHUNK: usize = 32 * 1024;
+
+enum Out {
+    Frame(Frame),
+    Shutdown,
+}
+
+#[derive(Default)]
+struct Slot {
+    data: Option<mpsc::Sender<Bytes>>,
+    reply: Option<oneshot::Sender<()>>,
+}
+
+struct Shared {
+    out: mpsc::Sender<Out>,
+    streams: Mutex<HashMap<u32, Slot>>,
+    next_id: AtomicU32,
+    server: bool,
+}
+
+impl Shared {
+    async fn send(&self, f: Frame) -> Result<(), SpdyError> {
+        self.out
+            .send(Out::Frame(f))
+            .await
+            .map_err(|_| SpdyError::Closed)
+    }
+}
+
+/// One SPDY connection. Dropping it aborts its tasks and closes the socket.
+pub struct Connection {
+    shared: Arc<Shared>,
+    incoming: Option<mpsc::Receiver<Stream>>,
+    closed: watch::Receiver<bool>,
+    reader: JoinHandle<()>,
+    writer: Option<JoinHandle<()>>,
+}
+
+/// One SPDY stream: its headers, the data the peer sent, and a handle to send data.
+pub struct Stream {
+    pub id: u32,
+    pub headers: Headers,
+    pub reader: StreamReader,
+    pub writer: StreamWriter,
+}
+
+/// Receiving half of a stream; `read` returns `None` once the peer half-closed or reset.
+pub struct StreamReader(mpsc::Receiver<Bytes>);
+
+impl StreamReader {
+    pub async fn read(&mut self) -> Option<Bytes> {
+        self.0.recv().await
+    }
+
+    /// Read until the peer closes its side.
+    pub async fn read_to_end(&mut self) -> Vec<u8> {
+        let mut v = Vec::new();
+        while let Some(b) = self.read().await {
+            v.extend_from_slice(&b);
+        }
+        v
+    }
+}
+
+/// Sending half of a stream (cloneable).
+#[derive(Clone)]
+pub struct StreamWriter {
+    id: u32,
+    shared: Arc<Shared>,
+}
+
+impl StreamWriter {
+    pub fn id(&self) -> u32 {
+        self.id
+    }
+
+    pub async fn write(&self, data: &[u8]) -> Result<(), SpdyError> {
+        for chunk in data.chunks(CHUNK) {
+            self.shared
+                .send(Frame::Data {
+                    stream_id: self.id,
+                    flags: 0,
+                    data: Bytes::copy_from_slice(chunk),
+                })
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Half-close: an empty DATA frame with FIN.
+    pub async fn close(&self) -> Result<(), SpdyError> {
+        self.shared
+            .send(Frame::Data {
+                stream_id: self.id,
+                flags: FLAG_FIN,
+                data: Bytes::new(),
+            })
+            .await
+    }
+
+    /// Abort the stream with RST_STREAM(CANCEL).
+    pub async fn reset(&self) -> Result<(), SpdyError> {
+        self.shared
+            .streams
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.id);
+        self.shared
+            .send(Frame::RstStream {
+                stream_id: self.id,
+                status: RST_CANCEL,
+            })
+            .await
+    }
+}
+
+impl Connection {
+    /// Serve SPDY on an upgraded server-side connection.
+    pub fn server<T: AsyncRead + AsyncWrite + Send + 'static>(io: T) -> Self {
+        Self::start(io, true)
+    }
+
+    /// Speak SPDY as the client on an upgraded connection.
+    pub fn client<T: AsyncRead + AsyncWrite + Send + 'static>(io: T) -> Self {
+        Self::start(io, false)
+    }
+
+    fn start<T: AsyncRead + AsyncWrite + Send + 'static>(io: T, server: bool) -> Self {
+        let (rd, wr) = tokio::io::split(io);
+        let (out_tx, out_rx) = mpsc::channel(64);
+        let (in_tx, in_rx) = mpsc::channel(16);
+        let (closed_tx, closed_rx) = watch::channel(false);
+        let shared = Arc::new(Shared {
+            out: out_tx,
+            streams: Mutex::new(HashMap::new()),
+            next_id: AtomicU32::new(if server { 2 } else { 1 }),
+            server,
+        });
+        let writer = tokio::spawn(write_loop(wr, out_rx));
+        let reader = tokio::spawn(read_loop(rd, shared.clone(), in_tx, closed_tx));
+        Connection {
+            shared,
+            incoming: Some(in_rx),
+            closed: closed_rx,
+            reader,
+            writer: Some(writer),
+        }
+    }
+
+    /// Next stream opened by the peer (already replied to); `None` once the connection ended.
+    pub async fn accept(&mut self) -> Option<Stream> {
+        self.incoming.as_mut()?.recv().await
+    }
+
+    /// Hand the incoming-stream receiver to another task.
+    pub fn take_incoming(&mut self) -> Option<mpsc::Receiver<Stream>> {
+        self.incoming.take()
+    }
+
+    /// Resolves when the peer closed the connection or it failed.
+    pub fn closed(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut rx = self.closed.clone();
+        async move {
+            let _ = rx.wait_for(|c| *c).await;
+        }
+    }
+
+    /// Open a stream and wait for the peer's SYN_REPLY.
+    pub async fn open(&self, headers: Headers, timeout: Duration) -> Result<Stream, SpdyError> {
+        let id = self.shared.next_id.fetch_add(2, Ordering::SeqCst);
+        let (data_tx, data_rx) = mpsc::channel(32);
+        let (reply_tx, reply_rx) = oneshot::channel();
+        self.shared
+            .streams
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(
+                id,
+                Slot {
+                    data: Some(data_tx),
+                    reply: Some(reply_tx),
+                },
+            );
+        self.shared
+            .send(Frame::SynStream {
+                stream_id: id,
+                associated: 0,
+                priority: 0,
+                flags: 0,
+                headers: headers.clone(),
+            })
+            .await?;
+        match tokio::time::timeout(timeout, reply_rx).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return Err(SpdyError::Reset(id)),
+            Err(_) => {
+                return Err(SpdyError::Io(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("no SYN_REPLY for stream {id}"),
+                )));
+            }
+        }
+        Ok(Stream {
+            id,
+            headers,
+            reader: StreamReader(data_rx),
+            writer: StreamWriter {
+                id,
+                shared: self.shared.clone(),
+            },
+        })
+    }
+
+    /// Send GOAWAY, flush everything queued, and close the socket.
+    pub async fn close(mut self) {
+        let _ = self
+            .shared
+            .send(Frame::GoAway {
+                last_good: 0,
+                status: 0,
+            })
+            .await;
+        let _ = self.shared.out.send(Out::Shutdown).await;
+        if let Some(w) = self.writer.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(5), w).await;
+        }
+        self.reader.abort();
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.reader.abort();
+        if let Some(w) = &self.writer {
+            w.abort();
+        }
+    }
+}
+
+async fn write_loop<W: AsyncWrite + Unpin>(mut wr: W, mut rx: mpsc::Receiver<Out>) {
+    let mut codec = FrameCodec::new();
+    let mut buf = Vec::with_capacity(CHUNK + 64);
+    while let Some(msg) = rx.recv().await {
+        buf.clear();
+        let mut shutdown = false;
+        let mut next = Some(msg);
+        // Coalesce whatever is already queued into one write.
+        while let Some(m) = next.take() {
+            match m {
+                Out::Frame(f) => codec.encode(&f, &mut buf),
+                Out::Shutdown => shutdown = true,
+            }
+            if shutdown || buf.len() > CHUNK {
+                break;
+            }
+            next = rx.try_recv().ok();
+        }
+        if wr.write_all(&buf).await.is_err() || wr.flush().await.is_err() {
+            return;
+        }
+        if shutdown {
+            let _ = wr.shutdown().await;
+            return;
+        }
+    }
+}
+
+async fn read_loop<R: AsyncRead + Unpin>(
+    mut rd: R,
+    shared: Arc<Shared>,
+    incoming: mpsc::Sender<Stream>,
+    closed: watch::Sender<bool>,
+) {
+    if let Err(e) = read_frames(&mut rd, &shared, &incoming).await {
+        tracing::debug!(error = %e, "SPDY connection ended");
+    }
+    // Wake every reader with EOF and tell the owner the peer is gone.
+    shared
+        .streams
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clear();
+    let _ = closed.send(true);
+}
+
+async fn read_frames<R: AsyncRead + Unpin>(
+    rd: &mut R,
+    shared: &Arc<Shared>,
+    incoming: &mpsc::Sender<Stream>,
+) -> Result<(), SpdyError> {
+    let mut codec = FrameCodec::new();
+    let mut buf = BytesMut::with_capacity(64 * 1024);
+    let mut going_away = false;
+    loop {
+        while let Some(frame) = codec.decode(&mut buf)? {
+            handle(frame, shared, incoming, &mut going_away).await?;
+        }
+        if rd.read_buf(&mut buf).await? == 0 {
+            return Ok(());
+        }
+    }
+}
+
+async fn handle(
+    frame: Frame,
+    shared: &Arc<Shared>,
+    incoming: &mpsc::Sender<Stream>,
+    going_away: &mut bool,
+) -> Result<(), SpdyError> {
+    let lock = || shared.streams.lock().unwrap_or_else(|e| e.into_inner());
+    match frame {
+        Frame::SynStream {
+            stream_id,
+            flags,
+            headers,
+            ..
+        } => {
+            // Peer-initiated ids have the other parity; refuse ours, duplicates and post-GOAWAY.
+            let wrong_parity = (stream_id % 2 == 0) == shared.server;
+            if *going_away || wrong_parity || lock().contains_key(&stream_id) {
+                shared
+                    .send(Frame::RstStream {
+                        stream_id,
+                        status: RST_PROTOCOL_ERROR,
+                    })
+                    .await?;
+                return Ok(());
+            }
+            let (tx, rx) = mpsc::channel(32);
+            let data = if flags & FLAG_FIN != 0 {
+                None
+            } else {
+                Some(tx)
+            };
+            lock().insert(stream_id, Slot { data, reply: None });
+            shared
+                .send(Frame::SynReply {
+                    stream_id,
+                    flags: 0,
+                    headers: Headers::default(),
+                })
+                .await?;
+            let stream = Stream {
+                id: stream_id,
+                headers,
+                reader: StreamReader(rx),
+                writer: StreamWriter {
+                    id: stream_id,
+                    shared: shared.clone(),
+                },
+            };
+            if incoming.send(stream).await.is_err() {
+                lock().remove(&stream_id);
+            }
+        }
+        Frame::SynReply {
+            stream_id, flags, ..
+        } => {
+            let mut streams = lock();
+            if let Some(slot) = streams.get_mut(&stream_id) {
+                if let Some(r) = slot.reply.take() {
+                    let _ = r.send(());
+                }
+                if flags & FLAG_FIN != 0 {
+                    slot.data = None;
+                }
+            }
+        }
+        Frame::Data {
+            stream_id,
+            flags,
+            data,
+        } => {
+            let tx = lock().get(&stream_id).and_then(|s| s.data.clone());
+            if let Some(tx) = tx {
+                if !data.is_empty() {
+                    let _ = tx.send(data).await;
+                }
+                if flags & FLAG_FIN != 0
+                    && let Some(slot) = lock().get_mut(&stream_id)
+                {
+                    slot.data = None;
+                }
+            }
+        }
+        Frame::Headers {
+            stream_id, flags, ..
+        } => {
+            if flags & FLAG_FIN != 0
+                && let Some(slot) = lock().get_mut(&stream_id)
+            {
+                slot.data = None;
+            }
+        }
+        Frame::RstStream { stream_id, .. } => {
+            lock().remove(&stream_id);
+        }
+        Frame::Ping { id } => {
+            // Echo the peer's pings (odd ids from clients, even from servers).
+            if (id % 2 == 1) == shared.server {
+                shared.send(Frame::Ping { id }).await?;
+            }
+        }
+        Frame::GoAway { .. } => *going_away = true,
+        Frame::Settings { .. } | Frame::WindowUpdate { .. } | Frame::Unknown { .. } => {}
+    }
+    Ok(())
+}
