@@ -182,9 +182,14 @@ impl Runtime {
                 None
             }
         };
-        let (_, rec) = self
+        // Under the store lock: only the caller that sees it still running records the exit
+        // (the watcher and an RPC may race here), so the stopped event is sent once.
+        let (changed, rec) = self
             .containers
             .update(&c.id, |r| {
+                if r.state != State::Running {
+                    return false;
+                }
                 r.state = State::Exited;
                 match &exit {
                     Some(e) => {
@@ -206,9 +211,12 @@ impl Runtime {
                             "the container's monitor exited without recording its exit".into();
                     }
                 }
+                true
             })
             .ok()?;
-        self.events.container(&rec.id, crate::events::Kind::Stopped);
+        if changed {
+            self.events.container(&rec.id, crate::events::Kind::Stopped);
+        }
         Some(rec)
     }
 

@@ -25,9 +25,12 @@ pub async fn create(
     let config = req
         .config
         .ok_or_else(|| Status::invalid_argument("config: required"))?;
-    let id = rt
-        .create_container(&req.pod_sandbox_id, config, req.sandbox_config)
-        .await?;
+    let rt = rt.clone();
+    let id = super::detached(async move {
+        rt.create_container(&req.pod_sandbox_id, config, req.sandbox_config)
+            .await
+    })
+    .await?;
     Ok(Response::new(cri::CreateContainerResponse {
         container_id: id,
     }))
@@ -39,7 +42,8 @@ pub async fn start(
     req: cri::StartContainerRequest,
 ) -> R<cri::StartContainerResponse> {
     need_id(&req.container_id)?;
-    rt.start_container(&req.container_id).await?;
+    let rt = rt.clone();
+    super::detached(async move { rt.start_container(&req.container_id).await }).await?;
     Ok(Response::new(cri::StartContainerResponse {}))
 }
 
@@ -49,7 +53,8 @@ pub async fn stop(
     req: cri::StopContainerRequest,
 ) -> R<cri::StopContainerResponse> {
     need_id(&req.container_id)?;
-    rt.stop_container(&req.container_id, req.timeout).await?;
+    let rt = rt.clone();
+    super::detached(async move { rt.stop_container(&req.container_id, req.timeout).await }).await?;
     Ok(Response::new(cri::StopContainerResponse {}))
 }
 
@@ -59,7 +64,8 @@ pub async fn remove(
     req: cri::RemoveContainerRequest,
 ) -> R<cri::RemoveContainerResponse> {
     need_id(&req.container_id)?;
-    rt.remove_container(&req.container_id).await?;
+    let rt = rt.clone();
+    super::detached(async move { rt.remove_container(&req.container_id).await }).await?;
     Ok(Response::new(cri::RemoveContainerResponse {}))
 }
 

@@ -47,6 +47,18 @@ impl From<RuntimeError> for Status {
 
 type R<T> = Result<Response<T>, Status>;
 
+/// Runs a state-changing operation in its own task: a client that gives up (deadline, cancel)
+/// drops the RPC future, which must not abort a half-done setup or teardown and leak what it
+/// created so far; the operation completes (or cleans up) either way.
+async fn detached<T: Send + 'static>(
+    f: impl std::future::Future<Output = Result<T, RuntimeError>> + Send + 'static,
+) -> Result<T, Status> {
+    tokio::spawn(tracing::Instrument::in_current_span(f))
+        .await
+        .map_err(|e| Status::internal(format!("operation task failed: {e}")))?
+        .map_err(Status::from)
+}
+
 #[tonic::async_trait]
 impl RuntimeService for RuntimeServiceImpl {
     async fn version(&self, r: Request<cri::VersionRequest>) -> R<cri::VersionResponse> {
@@ -161,7 +173,9 @@ impl RuntimeService for RuntimeServiceImpl {
         &self,
         _r: Request<cri::ListContainerStatsRequest>,
     ) -> R<cri::ListContainerStatsResponse> {
-        Ok(Response::new(cri::ListContainerStatsResponse::default()))
+        Err(Status::unimplemented(
+            "ListContainerStats: not available yet",
+        ))
     }
     async fn pod_sandbox_stats(
         &self,
@@ -173,7 +187,9 @@ impl RuntimeService for RuntimeServiceImpl {
         &self,
         _r: Request<cri::ListPodSandboxStatsRequest>,
     ) -> R<cri::ListPodSandboxStatsResponse> {
-        Ok(Response::new(cri::ListPodSandboxStatsResponse::default()))
+        Err(Status::unimplemented(
+            "ListPodSandboxStats: not available yet",
+        ))
     }
     async fn update_runtime_config(
         &self,
@@ -203,13 +219,17 @@ impl RuntimeService for RuntimeServiceImpl {
         &self,
         _r: Request<cri::ListMetricDescriptorsRequest>,
     ) -> R<cri::ListMetricDescriptorsResponse> {
-        Ok(Response::new(cri::ListMetricDescriptorsResponse::default()))
+        Err(Status::unimplemented(
+            "ListMetricDescriptors: not available yet",
+        ))
     }
     async fn list_pod_sandbox_metrics(
         &self,
         _r: Request<cri::ListPodSandboxMetricsRequest>,
     ) -> R<cri::ListPodSandboxMetricsResponse> {
-        Ok(Response::new(cri::ListPodSandboxMetricsResponse::default()))
+        Err(Status::unimplemented(
+            "ListPodSandboxMetrics: not available yet",
+        ))
     }
     async fn runtime_config(
         &self,

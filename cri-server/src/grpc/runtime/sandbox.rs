@@ -18,7 +18,9 @@ pub async fn run(
     let config = req
         .config
         .ok_or_else(|| Status::invalid_argument("config: required"))?;
-    let id = rt.run_sandbox(config, &req.runtime_handler).await?;
+    let rt = rt.clone();
+    let id =
+        super::detached(async move { rt.run_sandbox(config, &req.runtime_handler).await }).await?;
     Ok(Response::new(cri::RunPodSandboxResponse {
         pod_sandbox_id: id,
     }))
@@ -37,7 +39,8 @@ pub async fn stop(
     req: cri::StopPodSandboxRequest,
 ) -> R<cri::StopPodSandboxResponse> {
     need_id(&req.pod_sandbox_id)?;
-    rt.stop_sandbox(&req.pod_sandbox_id).await?;
+    let rt = rt.clone();
+    super::detached(async move { rt.stop_sandbox(&req.pod_sandbox_id).await }).await?;
     Ok(Response::new(cri::StopPodSandboxResponse {}))
 }
 
@@ -47,7 +50,8 @@ pub async fn remove(
     req: cri::RemovePodSandboxRequest,
 ) -> R<cri::RemovePodSandboxResponse> {
     need_id(&req.pod_sandbox_id)?;
-    rt.remove_sandbox(&req.pod_sandbox_id).await?;
+    let rt = rt.clone();
+    super::detached(async move { rt.remove_sandbox(&req.pod_sandbox_id).await }).await?;
     Ok(Response::new(cri::RemovePodSandboxResponse {}))
 }
 
