@@ -1,0 +1,259 @@
+//! The real Go client against the streaming server: kubectl (client-go remotecommand and
+//! portforward, SPDY and WebSocket) talks to a minimal front that answers the pod GET and
+//! forwards the exec/portforward upgrade to the URL the streaming server issued, as the API
+//! server does for the kubelet.
+
+mod stream_support;
+
+use std::process::Stdio;
+use std::sync::Arc;
+
+use cri_server::stream::StreamServer;
+use k8s_cri::v1::{ExecRequest, PortForwardRequest};
+use stream_support::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+fn unescape(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < b.len() => {
+                out.push(u8::from_str_radix(&s[i + 1..i + 3], 16).unwrap());
+                i += 2;
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).unwrap()
+}
+
+fn query(target: &str, key: &str) -> Vec<String> {
+    let q = target.split_once('?').map(|x| x.1).unwrap_or_default();
+    q.split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .filter(|(k, _)| *k == key)
+        .map(|(_, v)| unescape(v))
+        .collect()
+}
+
+fn flag(target: &str, key: &str) -> bool {
+    query(target, key)
+        .first()
+        .is_some_and(|v| v == "true" || v == "1")
+}
+
+const POD: &str = r#"{"kind":"Pod","apiVersion":"v1","metadata":{"name":"p","namespace":"default","uid":"u1"},"spec":{"containers":[{"name":"c","image":"busybox"}]},"status":{"phase":"Running","containerStatuses":[{"name":"c","ready":true,"restartCount":0,"image":"busybox","imageID":"","state":{"running":{}}}]}}"#;
+
+/// Upgrade kinds kubectl asked for, in order.
+static UPGRADES: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
+
+const API: &str = r#"{"kind":"APIVersions","versions":["v1"],"serverAddressByClientCIDRs":[{"clientCIDR":"0.0.0.0/0","serverAddress":"127.0.0.1"}]}"#;
+const APIS: &str = r#"{"kind":"APIGroupList","apiVersion":"v1","groups":[]}"#;
+const API_V1: &str = r#"{"kind":"APIResourceList","groupVersion":"v1","resources":[{"name":"pods","singularName":"pod","namespaced":true,"kind":"Pod","verbs":["get","list"],"shortNames":["po"]},{"name":"pods/exec","singularName":"","namespaced":true,"kind":"PodExecOptions","verbs":["create","get"]},{"name":"pods/portforward","singularName":"","namespaced":true,"kind":"PodPortForwardOptions","verbs":["create","get"]}]}"#;
+
+/// Serve kubectl: the pod GET, then hand exec/portforward upgrades to the streaming server.
+async fn front(srv: Arc<StreamServer>) -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        loop {
+            let (c, _) = l.accept().await.unwrap();
+            tokio::spawn(serve(c, srv.clone()));
+        }
+    });
+    port
+}
+
+async fn serve(mut c: TcpStream, srv: Arc<StreamServer>) {
+    loop {
+        let mut head = Vec::new();
+        let mut b = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            if c.read(&mut b).await.unwrap_or(0) == 0 {
+                return;
+            }
+            head.push(b[0]);
+        }
+        let head = String::from_utf8(head).unwrap();
+        let mut first = head.lines().next().unwrap().split(' ');
+        let (method, target) = (first.next().unwrap(), first.next().unwrap().to_string());
+        let path = target.split('?').next().unwrap();
+        let url = if path.ends_with("/pods/p/exec") {
+            let req = ExecRequest {
+                container_id: "ctr".into(),
+                cmd: query(&target, "command"),
+                stdin: flag(&target, "stdin"),
+                stdout: flag(&target, "stdout"),
+                stderr: flag(&target, "stderr"),
+                tty: flag(&target, "tty"),
+            };
+            srv.get_exec_url(&req).unwrap()
+        } else if path.ends_with("/pods/p/portforward") {
+            srv.get_portforward_url(&PortForwardRequest {
+                pod_sandbox_id: "pod".into(),
+                port: vec![],
+            })
+            .unwrap()
+        } else {
+            let (code, body) = match (method, path) {
+                ("GET", "/api/v1/namespaces/default/pods/p") => ("200 OK", POD),
+                ("GET", "/api") => ("200 OK", API),
+                ("GET", "/apis") => ("200 OK", APIS),
+                ("GET", "/api/v1") => ("200 OK", API_V1),
+                _ => ("404 Not Found", "{}"),
+            };
+            let resp = format!(
+                "HTTP/1.1 {code}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            if c.write_all(resp.as_bytes()).await.is_err() {
+                return;
+            }
+            continue;
+        };
+        let lower = head.to_ascii_lowercase();
+        let kind = if lower.contains("upgrade: websocket") {
+            "websocket"
+        } else if lower.contains("upgrade: spdy/3.1") {
+            "spdy"
+        } else {
+            "none"
+        };
+        UPGRADES.lock().unwrap().push(kind);
+        // Forward the upgrade with the streaming URL's path, then splice the connection.
+        let mut upstream = TcpStream::connect(srv.local_addr()).await.unwrap();
+        let rest = head.split_once("\r\n").unwrap().1;
+        let rewritten = format!("{method} {} HTTP/1.1\r\n{rest}", path_of(&url));
+        upstream.write_all(rewritten.as_bytes()).await.unwrap();
+        let _ = tokio::io::copy_bidirectional(&mut c, &mut upstream).await;
+        return;
+    }
+}
+
+fn kubectl(port: u16, websockets: bool, home: &std::path::Path) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new("kubectl");
+    cmd.env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("HOME", home)
+        .env("KUBECONFIG", home.join("none"))
+        .env("KUBECTL_REMOTE_COMMAND_WEBSOCKETS", websockets.to_string())
+        .env("KUBECTL_PORT_FORWARD_WEBSOCKETS", "false")
+        .args([
+            "--server",
+            &format!("http://127.0.0.1:{port}"),
+            "--request-timeout=20s",
+        ])
+        .kill_on_drop(true);
+    cmd
+}
+
+async fn setup() -> (Target, Arc<StreamServer>, u16, tempfile::TempDir) {
+    let target = Target::start();
+    let srv = Arc::new(server(&target, None).await);
+    let port = front(srv.clone()).await;
+    (target, srv, port, tempfile::tempdir().unwrap())
+}
+
+#[tokio::test]
+async fn kubectl_exec_over_spdy_and_websocket() {
+    let (_target, srv, port, home) = setup().await;
+    for ws in [false, true] {
+        let out = kubectl(port, ws, home.path())
+            .args([
+                "exec",
+                "p",
+                "--",
+                "sh",
+                "-c",
+                "echo out; echo err >&2; exit 7",
+            ])
+            .output()
+            .await
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "out\n",
+            "websocket={ws} stderr={stderr}"
+        );
+        assert!(stderr.contains("err\n"), "websocket={ws}: {stderr}");
+        assert!(
+            stderr.contains("command terminated with exit code 7"),
+            "websocket={ws}: {stderr}"
+        );
+        assert_eq!(out.status.code(), Some(7), "websocket={ws}");
+
+        let mut child = kubectl(port, ws, home.path())
+            .args(["exec", "-i", "p", "--", "cat"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(b"through kubectl\n").await.unwrap();
+        drop(stdin);
+        let out = tokio::time::timeout(T, child.wait_with_output())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "through kubectl\n",
+            "websocket={ws}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success());
+    }
+    let seen = UPGRADES.lock().unwrap().clone();
+    assert!(
+        seen.contains(&"spdy") && seen.contains(&"websocket"),
+        "upgrades used: {seen:?}"
+    );
+    eventually("sessions end", || srv.active_sessions() == 0).await;
+}
+
+#[tokio::test]
+async fn kubectl_port_forward_over_spdy() {
+    let (target, srv, port, home) = setup().await;
+    let echo = echo_server_in(&target.netns());
+    let local = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut child = kubectl(port, false, home.path())
+        .args(["port-forward", "pod/p", &format!("{local}:{echo}")])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut seen = Vec::new();
+    tokio::time::timeout(T, async {
+        let mut b = [0u8; 256];
+        while !String::from_utf8_lossy(&seen).contains("Forwarding from") {
+            let n = stdout.read(&mut b).await.unwrap();
+            assert!(n > 0, "kubectl port-forward exited");
+            seen.extend_from_slice(&b[..n]);
+        }
+    })
+    .await
+    .expect("kubectl port-forward started");
+    for msg in [&b"first connection"[..], b"second connection"] {
+        let mut c = TcpStream::connect(("127.0.0.1", local)).await.unwrap();
+        c.write_all(msg).await.unwrap();
+        let mut back = vec![0u8; msg.len()];
+        tokio::time::timeout(T, c.read_exact(&mut back))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(back, msg);
+    }
+    child.kill().await.unwrap();
+    eventually("the session ends", || srv.active_sessions() == 0).await;
+}
