@@ -196,16 +196,21 @@ async fn kubectl_exec_over_spdy_and_websocket() {
             .spawn()
             .unwrap();
         let mut stdin = child.stdin.take().unwrap();
-        stdin.write_all(b"through kubectl\n").await.unwrap();
-        drop(stdin);
+        // 2 MiB of stdin, far beyond SPDY's 64 KiB initial window.
+        let big: Vec<u8> = (0..2u32 << 20).map(|i| b'a' + (i % 26) as u8).collect();
+        let feed = big.clone();
+        tokio::spawn(async move {
+            stdin.write_all(&feed).await.unwrap();
+        });
         let out = tokio::time::timeout(T, child.wait_with_output())
             .await
             .unwrap()
             .unwrap();
-        assert_eq!(
-            String::from_utf8_lossy(&out.stdout),
-            "through kubectl\n",
-            "websocket={ws}: {}",
+        assert!(
+            out.stdout == big,
+            "websocket={ws}: {} of {} bytes back; {}",
+            out.stdout.len(),
+            big.len(),
             String::from_utf8_lossy(&out.stderr)
         );
         assert!(out.status.success());
@@ -244,15 +249,21 @@ async fn kubectl_port_forward_over_spdy() {
     })
     .await
     .expect("kubectl port-forward started");
-    for msg in [&b"first connection"[..], b"second connection"] {
+    // The last message (4 MiB) goes far beyond SPDY's 64 KiB initial window: a peer that
+    // waited for WINDOW_UPDATE would stall.
+    let big: Vec<u8> = (0..4u32 << 20).map(|i| (i % 253) as u8).collect();
+    for msg in [&b"first connection"[..], b"second connection", &big] {
         let mut c = TcpStream::connect(("127.0.0.1", local)).await.unwrap();
-        c.write_all(msg).await.unwrap();
+        let (mut rd, mut wr) = c.split();
         let mut back = vec![0u8; msg.len()];
-        tokio::time::timeout(T, c.read_exact(&mut back))
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(back, msg);
+        let (w, r) = tokio::time::timeout(T, async {
+            tokio::join!(wr.write_all(msg), rd.read_exact(&mut back))
+        })
+        .await
+        .unwrap();
+        w.unwrap();
+        r.unwrap();
+        assert!(back == msg, "{} bytes echoed wrongly", msg.len());
     }
     child.kill().await.unwrap();
     eventually("the session ends", || srv.active_sessions() == 0).await;
