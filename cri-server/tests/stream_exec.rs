@@ -369,3 +369,79 @@ async fn client_disconnect_kills_the_process_and_ends_the_session() {
         eventually("the session ends", || srv.active_sessions() == 0).await;
     }
 }
+
+#[tokio::test]
+async fn websocket_disconnect_kills_the_process() {
+    let target = Target::start();
+    let srv = server(&target, None).await;
+    let argv = ["sleep", "987653"];
+    let url = srv
+        .get_exec_url(&exec(&argv, true, true, true, false))
+        .unwrap();
+    let (ws, _) = ws_connect(srv.local_addr(), &url, "v5.channel.k8s.io")
+        .await
+        .unwrap();
+    eventually("the command runs", || pids_running(&argv).len() == 1).await;
+    drop(ws);
+    eventually("the command is killed", || pids_running(&argv).is_empty()).await;
+    eventually("the session ends", || srv.active_sessions() == 0).await;
+}
+
+#[tokio::test]
+async fn dropping_the_server_stops_running_sessions() {
+    let target = Target::start();
+    let srv = server(&target, None).await;
+    let argv = ["sleep", "987652"];
+    let url = srv
+        .get_exec_url(&exec(&argv, false, true, false, false))
+        .unwrap();
+    let conn = spdy_connect(srv.local_addr(), &url, &["v4.channel.k8s.io"])
+        .await
+        .unwrap();
+    let _e = open(&conn, &[("streamType", "error")]).await;
+    let _o = open(&conn, &[("streamType", "stdout")]).await;
+    eventually("the command runs", || pids_running(&argv).len() == 1).await;
+    drop(srv);
+    eventually("the command is killed", || pids_running(&argv).is_empty()).await;
+    let closed = conn.closed();
+    tokio::time::timeout(T, closed)
+        .await
+        .expect("server closed the connection");
+}
+
+#[tokio::test]
+async fn attach_reports_the_backends_refusal_on_the_error_channel() {
+    let target = Target::start();
+    let srv = server(&target, None).await;
+    let req = k8s_cri::v1::AttachRequest {
+        container_id: "ctr".into(),
+        stdin: false,
+        tty: false,
+        stdout: true,
+        stderr: true,
+    };
+    let url = srv.get_attach_url(&req).unwrap();
+    let conn = spdy_connect(srv.local_addr(), &url, &["v5.channel.k8s.io"])
+        .await
+        .unwrap();
+    let out = spdy_run(conn, None, true, true).await;
+    let st = out.status();
+    assert_eq!(st["reason"], "InternalError");
+    assert!(
+        st["message"]
+            .as_str()
+            .unwrap()
+            .contains("attach is not supported by the nsenter backend"),
+        "{st}"
+    );
+    // An exec token is not an attach token.
+    let url = srv
+        .get_exec_url(&exec(&["true"], false, true, false, false))
+        .unwrap();
+    let wrong = url.replace("/exec/", "/attach/");
+    let (code, _) = spdy_connect(srv.local_addr(), &wrong, &["v5.channel.k8s.io"])
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(code, 404);
+}

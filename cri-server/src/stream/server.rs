@@ -68,9 +68,12 @@ struct State {
     runtime: Arc<dyn StreamRuntime>,
     config: StreamConfig,
     sessions: AtomicUsize,
+    /// Set when the server is dropped: every session stops.
+    shutdown: tokio::sync::watch::Sender<bool>,
 }
 
-/// The running streaming server; dropping it stops accepting connections.
+/// The running streaming server; dropping it stops accepting connections and ends every
+/// session (their processes are stopped).
 pub struct StreamServer {
     state: Arc<State>,
     addr: SocketAddr,
@@ -81,6 +84,7 @@ pub struct StreamServer {
 impl Drop for StreamServer {
     fn drop(&mut self) {
         self.accept.abort();
+        self.state.shutdown.send_replace(true);
     }
 }
 
@@ -140,6 +144,7 @@ impl StreamServer {
             runtime,
             config,
             sessions: AtomicUsize::new(0),
+            shutdown: tokio::sync::watch::Sender::new(false),
         });
         let accept = tokio::spawn(accept_loop(listener, state.clone()));
         tracing::info!(%addr, "streaming server listening");
@@ -305,12 +310,20 @@ where
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
     state.sessions.fetch_add(1, Ordering::SeqCst);
+    let mut stop = state.shutdown.subscribe();
     let guard = SessionGuard(state);
     tokio::spawn(async move {
         let _guard = guard;
-        match hyper::upgrade::on(req).await {
-            Ok(up) => f(TokioIo::new(up)).await,
-            Err(e) => tracing::warn!(error = %e, "streaming upgrade failed"),
+        let work = async move {
+            match hyper::upgrade::on(req).await {
+                Ok(up) => f(TokioIo::new(up)).await,
+                Err(e) => tracing::warn!(error = %e, "streaming upgrade failed"),
+            }
+        };
+        // Dropping the session on shutdown stops its process and closes its connections.
+        tokio::select! {
+            () = work => {}
+            _ = stop.wait_for(|s| *s) => tracing::info!("streaming server stopped; ending a session"),
         }
     });
 }
