@@ -63,6 +63,18 @@ pub enum StreamServerError {
     },
 }
 
+impl From<StreamServerError> for tonic::Status {
+    fn from(e: StreamServerError) -> Self {
+        match &e {
+            StreamServerError::InvalidArgument(_) => tonic::Status::invalid_argument(e.to_string()),
+            StreamServerError::Cache(CacheError::Full(_)) => {
+                tonic::Status::resource_exhausted(e.to_string())
+            }
+            _ => tonic::Status::internal(e.to_string()),
+        }
+    }
+}
+
 struct State {
     cache: RequestCache,
     runtime: Arc<dyn StreamRuntime>,

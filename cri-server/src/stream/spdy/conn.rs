@@ -29,6 +29,18 @@ enum Out {
 struct Slot {
     data: Option<mpsc::Sender<Bytes>>,
     reply: Option<oneshot::Sender<()>>,
+    /// We sent FIN; the slot goes once the peer's FIN arrives too.
+    local_closed: bool,
+}
+
+/// Record the peer's FIN; forget the stream when both sides are done.
+fn peer_finished(streams: &mut HashMap<u32, Slot>, id: u32) {
+    if let Some(slot) = streams.get_mut(&id) {
+        slot.data = None;
+        if slot.local_closed {
+            streams.remove(&id);
+        }
+    }
 }
 
 struct Shared {
@@ -109,6 +121,19 @@ impl StreamWriter {
 
     /// Half-close: an empty DATA frame with FIN.
     pub async fn close(&self) -> Result<(), SpdyError> {
+        {
+            let mut streams = self
+                .shared
+                .streams
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if let Some(slot) = streams.get_mut(&self.id) {
+                slot.local_closed = true;
+                if slot.data.is_none() && slot.reply.is_none() {
+                    streams.remove(&self.id);
+                }
+            }
+        }
         self.shared
             .send(Frame::Data {
                 stream_id: self.id,
@@ -199,6 +224,7 @@ impl Connection {
                 Slot {
                     data: Some(data_tx),
                     reply: Some(reply_tx),
+                    local_closed: false,
                 },
             );
         self.shared
@@ -229,6 +255,15 @@ impl Connection {
                 shared: self.shared.clone(),
             },
         })
+    }
+
+    /// Streams not yet closed by both sides.
+    pub fn open_streams(&self) -> usize {
+        self.shared
+            .streams
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .len()
     }
 
     /// Send GOAWAY, flush everything queued, and close the socket.
@@ -352,7 +387,14 @@ async fn handle(
             } else {
                 Some(tx)
             };
-            lock().insert(stream_id, Slot { data, reply: None });
+            lock().insert(
+                stream_id,
+                Slot {
+                    data,
+                    reply: None,
+                    local_closed: false,
+                },
+            );
             shared
                 .send(Frame::SynReply {
                     stream_id,
@@ -396,20 +438,16 @@ async fn handle(
                 if !data.is_empty() {
                     let _ = tx.send(data).await;
                 }
-                if flags & FLAG_FIN != 0
-                    && let Some(slot) = lock().get_mut(&stream_id)
-                {
-                    slot.data = None;
+                if flags & FLAG_FIN != 0 {
+                    peer_finished(&mut lock(), stream_id);
                 }
             }
         }
         Frame::Headers {
             stream_id, flags, ..
         } => {
-            if flags & FLAG_FIN != 0
-                && let Some(slot) = lock().get_mut(&stream_id)
-            {
-                slot.data = None;
+            if flags & FLAG_FIN != 0 {
+                peer_finished(&mut lock(), stream_id);
             }
         }
         Frame::RstStream { stream_id, .. } => {
@@ -425,4 +463,56 @@ async fn handle(
         Frame::Settings { .. } | Frame::WindowUpdate { .. } | Frame::Unknown { .. } => {}
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn streams_carry_data_both_ways_and_are_forgotten_when_closed() {
+        let (a, b) = tokio::io::duplex(1 << 16);
+        let client = Connection::client(a);
+        let mut server = Connection::server(b);
+        let t = Duration::from_secs(5);
+        let big = vec![7u8; 300_000];
+        let (opened, accepted) = tokio::join!(
+            client.open(Headers::from_pairs([("streamtype", "data")]), t),
+            server.accept()
+        );
+        let (mut c, mut s) = (opened.unwrap(), accepted.unwrap());
+        assert_eq!(s.headers.get("streamType"), Some("data"));
+        assert_eq!(c.id % 2, 1);
+        let send = async {
+            c.writer.write(&big).await.unwrap();
+            c.writer.close().await.unwrap();
+        };
+        let (_, got) = tokio::join!(send, s.reader.read_to_end());
+        assert_eq!(got, big);
+        s.writer.write(b"back").await.unwrap();
+        s.writer.close().await.unwrap();
+        assert_eq!(c.reader.read_to_end().await, b"back");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(client.open_streams(), 0);
+        assert_eq!(server.open_streams(), 0);
+        // Closing the client is seen by the server.
+        let closed = server.closed();
+        client.close().await;
+        tokio::time::timeout(t, closed).await.unwrap();
+        assert!(server.accept().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn wrong_parity_streams_are_refused() {
+        let (a, b) = tokio::io::duplex(1 << 16);
+        // Two "servers": each one's streams have the parity the other refuses.
+        let left = Connection::server(a);
+        let _right = Connection::server(b);
+        let err = left
+            .open(Headers::default(), Duration::from_secs(5))
+            .await
+            .err()
+            .unwrap();
+        assert!(matches!(err, SpdyError::Reset(_)), "{err}");
+    }
 }

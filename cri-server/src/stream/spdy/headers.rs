@@ -255,16 +255,20 @@ impl HeaderDecompressor {
                     "decompressed block exceeds {MAX_HEADER_BLOCK} bytes"
                 )));
             }
-            let before = self.0.total_in();
+            let (before_in, before_out) = (self.0.total_in(), self.0.total_out());
             let res = self
                 .0
                 .decompress_vec(&block[consumed..], &mut out, FlushDecompress::Sync);
-            consumed += (self.0.total_in() - before) as usize;
+            consumed += (self.0.total_in() - before_in) as usize;
+            let stalled = self.0.total_in() == before_in && self.0.total_out() == before_out;
             match res {
                 Ok(Status::StreamEnd) => break,
                 Ok(_) => {
                     if consumed == block.len() && out.capacity() > out.len() {
                         break;
+                    }
+                    if stalled && out.capacity() > out.len() {
+                        return Err(SpdyError::Headers("zlib made no progress".into()));
                     }
                 }
                 Err(e) if e.needs_dictionary().is_some() => {
