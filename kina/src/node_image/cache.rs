@@ -79,12 +79,56 @@ impl ScratchDir {
 
 impl Drop for ScratchDir {
     fn drop(&mut self) {
+        // debootstrap mounts /proc and /sys inside its target; a failed run can leave them.
+        // Never recurse into a mount: detach everything below first.
+        for mount in mounts_below(&self.path) {
+            if let Err(e) = nix::mount::umount2(&mount, nix::mount::MntFlags::MNT_DETACH) {
+                tracing::warn!(path = %mount.display(), error = %e, "cannot unmount below a scratch directory");
+                return;
+            }
+        }
         if let Err(e) = fs::remove_dir_all(&self.path)
             && e.kind() != std::io::ErrorKind::NotFound
         {
             tracing::warn!(path = %self.path.display(), error = %e, "cannot remove a scratch directory");
         }
     }
+}
+
+/// Mount points at or below `dir`, deepest first (from /proc/self/mountinfo).
+pub fn mounts_below(dir: &Path) -> Vec<PathBuf> {
+    let Ok(info) = fs::read_to_string("/proc/self/mountinfo") else {
+        return Vec::new();
+    };
+    let mut mounts: Vec<PathBuf> = info
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(unescape_mountinfo)
+        .map(PathBuf::from)
+        .filter(|m| m.starts_with(dir))
+        .collect();
+    mounts.sort_by_key(|m| std::cmp::Reverse(m.components().count()));
+    mounts
+}
+
+/// mountinfo escapes space, tab, newline and backslash as `\ooo`.
+fn unescape_mountinfo(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            let code: String = chars.clone().take(3).collect();
+            if code.len() == 3
+                && let Ok(v) = u8::from_str_radix(&code, 8)
+            {
+                out.push(v as char);
+                chars.nth(2);
+                continue;
+            }
+        }
+        out.push(c);
+    }
+    out
 }
 
 impl Cache {
@@ -229,6 +273,35 @@ impl Cache {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mountinfo_paths_are_unescaped() {
+        assert_eq!(unescape_mountinfo("/a\\040b\\011c"), "/a b\tc");
+        assert_eq!(unescape_mountinfo("/plain"), "/plain");
+    }
+
+    #[test]
+    fn scratch_dirs_with_mounts_inside_are_removed_safely() {
+        let root = std::env::temp_dir().join(format!("kina-scratch-{}", std::process::id()));
+        let cache = Cache::new(&root);
+        let scratch = cache.scratch("t").unwrap();
+        let proc_dir = scratch.path().join("rootfs/proc");
+        fs::create_dir_all(&proc_dir).unwrap();
+        nix::mount::mount(
+            Some("proc"),
+            &proc_dir,
+            Some("proc"),
+            nix::mount::MsFlags::empty(),
+            None::<&str>,
+        )
+        .unwrap();
+        assert_eq!(mounts_below(scratch.path()), vec![proc_dir]);
+        let path = scratch.path().to_owned();
+        drop(scratch);
+        assert!(mounts_below(&path).is_empty());
+        assert!(!path.exists());
+        fs::remove_dir_all(&root).unwrap();
+    }
 
     #[test]
     fn key_follows_the_package_set_not_its_order() {

@@ -229,12 +229,18 @@ pub fn build(opts: &BuildOptions, status: &Status) -> Result<BuiltImage> {
     })
 }
 
-/// The current UTC time as RFC 3339 (`2026-11-25T13:00:00Z`).
+/// The image's creation time as RFC 3339: `SOURCE_DATE_EPOCH` when set (reproducible builds:
+/// the same inputs then give the same digest), else now.
 fn rfc3339_now() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let epoch = std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|v| v.trim().parse().ok());
+    let secs = epoch.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+    });
     rfc3339(secs)
 }
 
