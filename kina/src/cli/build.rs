@@ -133,8 +133,12 @@ pub fn run(what: Build, env: &Env) -> Result<(), CliError> {
         mirror: a.mirror,
         pause: a.pause.or_else(|| sibling("kina-pause")),
         coredns: a.coredns,
-        etcd: node_image::etcd::EtcdSource::parse(&a.etcd)
-            .map_err(|error| CliError::NodeImage { command: CMD, error })?,
+        etcd: node_image::etcd::EtcdSource::parse(&a.etcd).map_err(|error| {
+            CliError::NodeImage {
+                command: CMD,
+                error,
+            }
+        })?,
     };
     env.status
         .line(&format!("Building node image {:?} ...", opts.image));
