@@ -10,7 +10,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use node_image_support::{KUBE_VERSION, rootfs, run};
+use node_image_support::{KUBE_VERSION, image, rootfs, run, work_dir};
 
 fn assert_executable(root: &Path, path: &str) {
     let meta = fs::metadata(root.join(path.trim_start_matches('/')))
@@ -158,4 +158,33 @@ fn bad_build_inputs_are_named() {
         "{stderr}"
     );
     assert!(!dir.path().join("out").exists());
+}
+
+#[test]
+fn archive_output_is_the_same_image_as_an_oci_archive() {
+    let (layout, tag) = image();
+    let inspect = |transport: &str| -> serde_json::Value {
+        let out = run(Command::new("skopeo").arg("inspect").arg(transport));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let from_layout = inspect(&format!("oci:{}:{tag}", layout.display()));
+    // The same inputs again (every layer is cached), written as FILE.tar.
+    let archive = work_dir().join("node-image.tar");
+    let _ = fs::remove_file(&archive);
+    let mut rebuild = node_image_support::build_command();
+    run(rebuild.arg("--output").arg(&archive));
+    let from_archive = inspect(&format!(
+        "oci-archive:{}:{}",
+        archive.display(),
+        node_image_support::TAG
+    ));
+    if std::env::var_os("KINA_TEST_NODE_IMAGE").is_none() {
+        assert_eq!(from_archive["Layers"], from_layout["Layers"]);
+    }
+    assert_eq!(from_archive["Layers"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        from_archive["Labels"]["io.kina.kubernetes.version"],
+        KUBE_VERSION
+    );
+    fs::remove_file(&archive).unwrap();
 }

@@ -94,6 +94,32 @@ pub fn workspace_binary(package: &str, bin: &str) -> PathBuf {
     stripped
 }
 
+/// `kina build node-image` with this test suite's inputs and cache; the caller adds `--output`.
+pub fn build_command() -> Command {
+    let crictl = shared_dir().join("bin/crictl");
+    assert!(crictl.is_file(), "{} is missing", crictl.display());
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kina"));
+    cmd.args([
+        "build",
+        "node-image",
+        "--image",
+        &format!("kina/node:{TAG}"),
+    ])
+    .arg("--kube-bin-dir")
+    .arg(kube_bin_dir())
+    .arg("--cri-server")
+    .arg(workspace_binary("cri-server", "cri-server"))
+    .arg("--pause")
+    .arg(workspace_binary("kina-pause", "kina-pause"))
+    .arg("--coredns")
+    .arg(coredns())
+    .arg("--crictl")
+    .arg(&crictl)
+    .arg("--cache-dir")
+    .arg(Path::new(env!("CARGO_TARGET_TMPDIR")).join("node-image-cache"));
+    cmd
+}
+
 /// The layout (and tag) of the image all tests here share.
 pub fn image() -> &'static (PathBuf, String) {
     static IMAGE: OnceLock<(PathBuf, String)> = OnceLock::new();
@@ -103,31 +129,9 @@ pub fn image() -> &'static (PathBuf, String) {
             return (PathBuf::from(layout), tag.to_owned());
         }
         fs::create_dir_all(work_dir()).unwrap();
-        let crictl = shared_dir().join("bin/crictl");
-        assert!(crictl.is_file(), "{} is missing", crictl.display());
         let layout = work_dir().join("layout");
         let started = Instant::now();
-        let out = run(Command::new(env!("CARGO_BIN_EXE_kina"))
-            .args([
-                "build",
-                "node-image",
-                "--image",
-                &format!("kina/node:{TAG}"),
-            ])
-            .arg("--kube-bin-dir")
-            .arg(kube_bin_dir())
-            .arg("--cri-server")
-            .arg(workspace_binary("cri-server", "cri-server"))
-            .arg("--pause")
-            .arg(workspace_binary("kina-pause", "kina-pause"))
-            .arg("--coredns")
-            .arg(coredns())
-            .arg("--crictl")
-            .arg(&crictl)
-            .arg("--output")
-            .arg(&layout)
-            .arg("--cache-dir")
-            .arg(Path::new(env!("CARGO_TARGET_TMPDIR")).join("node-image-cache")));
+        let out = run(build_command().arg("--output").arg(&layout));
         let stderr = String::from_utf8_lossy(&out.stderr);
         eprintln!("{stderr}built in {:?}", started.elapsed());
         assert!(
