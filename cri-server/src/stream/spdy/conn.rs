@@ -8,50 +8,40 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use bytes::Bytes;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use super::SpdyError;
-use super::frame::{FLAG_FIN, Frame, FrameCodec, RST_CANCEL, RST_PROTOCOL_ERROR};
+use super::frame::{FLAG_FIN, Frame, FrameCodec, RST_CANCEL};
 use super::headers::Headers;
 
 /// Largest DATA payload written in one frame.
 const CHUNK: usize = 32 * 1024;
 
-enum Out {
+pub(super) enum Out {
     Frame(Frame),
     Shutdown,
 }
 
 #[derive(Default)]
-struct Slot {
-    data: Option<mpsc::Sender<Bytes>>,
-    reply: Option<oneshot::Sender<()>>,
+pub(super) struct Slot {
+    pub(super) data: Option<mpsc::Sender<Bytes>>,
+    pub(super) reply: Option<oneshot::Sender<()>>,
     /// We sent FIN; the slot goes once the peer's FIN arrives too.
-    local_closed: bool,
+    pub(super) local_closed: bool,
 }
 
-/// Record the peer's FIN; forget the stream when both sides are done.
-fn peer_finished(streams: &mut HashMap<u32, Slot>, id: u32) {
-    if let Some(slot) = streams.get_mut(&id) {
-        slot.data = None;
-        if slot.local_closed {
-            streams.remove(&id);
-        }
-    }
-}
-
-struct Shared {
-    out: mpsc::Sender<Out>,
-    streams: Mutex<HashMap<u32, Slot>>,
-    next_id: AtomicU32,
-    server: bool,
+pub(super) struct Shared {
+    pub(super) out: mpsc::Sender<Out>,
+    pub(super) streams: Mutex<HashMap<u32, Slot>>,
+    pub(super) next_id: AtomicU32,
+    pub(super) server: bool,
 }
 
 impl Shared {
-    async fn send(&self, f: Frame) -> Result<(), SpdyError> {
+    pub(super) async fn send(&self, f: Frame) -> Result<(), SpdyError> {
         self.out
             .send(Out::Frame(f))
             .await
@@ -77,7 +67,7 @@ pub struct Stream {
 }
 
 /// Receiving half of a stream; `read` returns `None` once the peer half-closed or reset.
-pub struct StreamReader(mpsc::Receiver<Bytes>);
+pub struct StreamReader(pub(super) mpsc::Receiver<Bytes>);
 
 impl StreamReader {
     pub async fn read(&mut self) -> Option<Bytes> {
@@ -97,8 +87,8 @@ impl StreamReader {
 /// Sending half of a stream (cloneable).
 #[derive(Clone)]
 pub struct StreamWriter {
-    id: u32,
-    shared: Arc<Shared>,
+    pub(super) id: u32,
+    pub(super) shared: Arc<Shared>,
 }
 
 impl StreamWriter {
@@ -182,7 +172,12 @@ impl Connection {
             server,
         });
         let writer = tokio::spawn(write_loop(wr, out_rx));
-        let reader = tokio::spawn(read_loop(rd, shared.clone(), in_tx, closed_tx));
+        let reader = tokio::spawn(super::reader::read_loop(
+            rd,
+            shared.clone(),
+            in_tx,
+            closed_tx,
+        ));
         Connection {
             shared,
             incoming: Some(in_rx),
@@ -318,151 +313,6 @@ async fn write_loop<W: AsyncWrite + Unpin>(mut wr: W, mut rx: mpsc::Receiver<Out
             return;
         }
     }
-}
-
-async fn read_loop<R: AsyncRead + Unpin>(
-    mut rd: R,
-    shared: Arc<Shared>,
-    incoming: mpsc::Sender<Stream>,
-    closed: watch::Sender<bool>,
-) {
-    if let Err(e) = read_frames(&mut rd, &shared, &incoming).await {
-        tracing::debug!(error = %e, "SPDY connection ended");
-    }
-    // Wake every reader with EOF and tell the owner the peer is gone.
-    shared
-        .streams
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .clear();
-    let _ = closed.send(true);
-}
-
-async fn read_frames<R: AsyncRead + Unpin>(
-    rd: &mut R,
-    shared: &Arc<Shared>,
-    incoming: &mpsc::Sender<Stream>,
-) -> Result<(), SpdyError> {
-    let mut codec = FrameCodec::new();
-    let mut buf = BytesMut::with_capacity(64 * 1024);
-    let mut going_away = false;
-    loop {
-        while let Some(frame) = codec.decode(&mut buf)? {
-            handle(frame, shared, incoming, &mut going_away).await?;
-        }
-        if rd.read_buf(&mut buf).await? == 0 {
-            return Ok(());
-        }
-    }
-}
-
-async fn handle(
-    frame: Frame,
-    shared: &Arc<Shared>,
-    incoming: &mpsc::Sender<Stream>,
-    going_away: &mut bool,
-) -> Result<(), SpdyError> {
-    let lock = || shared.streams.lock().unwrap_or_else(|e| e.into_inner());
-    match frame {
-        Frame::SynStream {
-            stream_id,
-            flags,
-            headers,
-            ..
-        } => {
-            // Peer-initiated ids have the other parity; refuse ours, duplicates and post-GOAWAY.
-            let wrong_parity = (stream_id % 2 == 0) == shared.server;
-            if *going_away || wrong_parity || lock().contains_key(&stream_id) {
-                shared
-                    .send(Frame::RstStream {
-                        stream_id,
-                        status: RST_PROTOCOL_ERROR,
-                    })
-                    .await?;
-                return Ok(());
-            }
-            let (tx, rx) = mpsc::channel(32);
-            let data = if flags & FLAG_FIN != 0 {
-                None
-            } else {
-                Some(tx)
-            };
-            lock().insert(
-                stream_id,
-                Slot {
-                    data,
-                    reply: None,
-                    local_closed: false,
-                },
-            );
-            shared
-                .send(Frame::SynReply {
-                    stream_id,
-                    flags: 0,
-                    headers: Headers::default(),
-                })
-                .await?;
-            let stream = Stream {
-                id: stream_id,
-                headers,
-                reader: StreamReader(rx),
-                writer: StreamWriter {
-                    id: stream_id,
-                    shared: shared.clone(),
-                },
-            };
-            if incoming.send(stream).await.is_err() {
-                lock().remove(&stream_id);
-            }
-        }
-        Frame::SynReply {
-            stream_id, flags, ..
-        } => {
-            let mut streams = lock();
-            if let Some(slot) = streams.get_mut(&stream_id) {
-                if let Some(r) = slot.reply.take() {
-                    let _ = r.send(());
-                }
-                if flags & FLAG_FIN != 0 {
-                    slot.data = None;
-                }
-            }
-        }
-        Frame::Data {
-            stream_id,
-            flags,
-            data,
-        } => {
-            let tx = lock().get(&stream_id).and_then(|s| s.data.clone());
-            if let Some(tx) = tx {
-                if !data.is_empty() {
-                    let _ = tx.send(data).await;
-                }
-                if flags & FLAG_FIN != 0 {
-                    peer_finished(&mut lock(), stream_id);
-                }
-            }
-        }
-        Frame::Headers {
-            stream_id, flags, ..
-        } => {
-            if flags & FLAG_FIN != 0 {
-                peer_finished(&mut lock(), stream_id);
-            }
-        }
-        Frame::RstStream { stream_id, .. } => {
-            lock().remove(&stream_id);
-        }
-        Frame::Ping { id } => {
-            // Echo the peer's pings (odd ids from clients, even from servers).
-            if (id % 2 == 1) == shared.server {
-                shared.send(Frame::Ping { id }).await?;
-            }
-        }
-        Frame::GoAway { .. } => *going_away = true,
-        Frame::Settings { .. } | Frame::WindowUpdate { .. } | Frame::Unknown { .. } => {}
-    }
-    Ok(())
 }
 
 #[cfg(test)]

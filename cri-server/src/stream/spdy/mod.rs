@@ -7,6 +7,7 @@
 pub mod conn;
 pub mod frame;
 pub mod headers;
+mod reader;
 
 pub use conn::{Connection, Stream};
 pub use frame::{Frame, FrameCodec};
