@@ -186,6 +186,15 @@ impl Cache {
     ) -> Result<(PathBuf, LayerInfo)> {
         if let Some(hit) = self.cached_layer(key) {
             tracing::info!(key, "using a cached layer");
+            // Mark it used, so pruning keeps it.
+            let meta = self.layer_dir(key).join("layer.json");
+            if let Err(e) = fs::File::options()
+                .append(true)
+                .open(&meta)
+                .and_then(|f| f.set_modified(std::time::SystemTime::now()))
+            {
+                tracing::debug!(path = %meta.display(), error = %e, "cannot mark a cached layer used");
+            }
             return Ok(hit);
         }
         let scratch = self.scratch("layer")?;
@@ -210,6 +219,34 @@ impl Cache {
                 dest.display()
             ))
         })
+    }
+
+    /// Remove cached layers unused for `max_age` (each build marks what it uses) and scratch
+    /// directories of builds that died that long ago; returns how many entries were removed.
+    pub fn prune(&self, max_age: std::time::Duration) -> Result<usize> {
+        let now = std::time::SystemTime::now();
+        let old = |p: &Path| {
+            fs::metadata(p)
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| now.duration_since(t).is_ok_and(|age| age > max_age))
+        };
+        let mut removed = 0;
+        for (dir, marker) in [("layers", Some("layer.json")), ("tmp", None)] {
+            let dir = self.root.join(dir);
+            let Ok(entries) = fs::read_dir(&dir) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let path = e.path();
+                let stamp = marker.map_or(path.clone(), |m| path.join(m));
+                if !old(&stamp) || !mounts_below(&path).is_empty() {
+                    continue;
+                }
+                fs::remove_dir_all(&path).map_err(NodeImageError::io("prune", &path))?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
     }
 
     /// The cached base for `recipe`, if it exists and is intact.
@@ -273,6 +310,48 @@ impl Cache {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn prune_removes_only_stale_entries() {
+        let root = std::env::temp_dir().join(format!("kina-prune-{}", std::process::id()));
+        let cache = Cache::new(&root);
+        let write = |blob: &Path| {
+            fs::write(blob, b"layer").unwrap();
+            Ok(LayerInfo {
+                digest: "sha256:a".into(),
+                diff_id: "sha256:b".into(),
+                size: 5,
+            })
+        };
+        cache.layer("fresh", write).unwrap();
+        cache.layer("stale", write).unwrap();
+        let stale = root.join("layers/stale/layer.json");
+        let long_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3 * 86_400);
+        fs::File::options()
+            .append(true)
+            .open(&stale)
+            .unwrap()
+            .set_modified(long_ago)
+            .unwrap();
+        assert_eq!(
+            cache.prune(std::time::Duration::from_secs(86_400)).unwrap(),
+            1
+        );
+        assert!(cache.cached_layer("fresh").is_some() && cache.cached_layer("stale").is_none());
+        // Using an entry refreshes it.
+        fs::File::options()
+            .append(true)
+            .open(root.join("layers/fresh/layer.json"))
+            .unwrap()
+            .set_modified(long_ago)
+            .unwrap();
+        cache.layer("fresh", |_| panic!("cached")).unwrap();
+        assert_eq!(
+            cache.prune(std::time::Duration::from_secs(86_400)).unwrap(),
+            0
+        );
+        fs::remove_dir_all(&root).unwrap();
+    }
 
     #[test]
     fn mountinfo_paths_are_unescaped() {

@@ -30,6 +30,9 @@ use layer::LayerWriter;
 use oci::{ImageMeta, ImageRef, LayerBlob};
 use recipe::Recipe;
 
+/// Cached layers no build used for this long are removed after a build.
+const CACHE_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(7 * 86_400);
+
 /// Everything `kina build node-image` needs.
 #[derive(Debug, Clone)]
 pub struct BuildOptions {
@@ -220,6 +223,11 @@ pub fn build(opts: &BuildOptions, status: &Status) -> Result<BuiltImage> {
         },
     )?;
     tracing::info!(elapsed = ?started.elapsed(), "node image built");
+    match cache.prune(CACHE_MAX_AGE) {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(removed = n, "pruned stale build cache entries"),
+        Err(e) => tracing::warn!(error = %e, "cannot prune the build cache"),
+    }
     Ok(BuiltImage {
         reference: reference.to_string(),
         digest: written.manifest_digest,
