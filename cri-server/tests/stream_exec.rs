@@ -445,3 +445,28 @@ async fn attach_reports_the_backends_refusal_on_the_error_channel() {
         .unwrap();
     assert_eq!(code, 404);
 }
+
+#[tokio::test]
+async fn idle_sessions_are_closed_and_their_process_killed() {
+    let target = Target::start();
+    let srv = server_with(&target, |c| {
+        c.idle_timeout = std::time::Duration::from_millis(500)
+    })
+    .await;
+    let argv = ["sleep", "987651"];
+    let url = srv
+        .get_exec_url(&exec(&argv, false, true, false, false))
+        .unwrap();
+    let conn = spdy_connect(srv.local_addr(), &url, &["v4.channel.k8s.io"])
+        .await
+        .unwrap();
+    let _e = open(&conn, &[("streamType", "error")]).await;
+    let _o = open(&conn, &[("streamType", "stdout")]).await;
+    eventually("the command runs", || pids_running(&argv).len() == 1).await;
+    // Nobody speaks: the server gives up on the session.
+    tokio::time::timeout(T, conn.closed())
+        .await
+        .expect("idle session closed");
+    eventually("the command is killed", || pids_running(&argv).is_empty()).await;
+    eventually("the session ends", || srv.active_sessions() == 0).await;
+}

@@ -4,6 +4,7 @@
 
 pub mod cache;
 pub mod handshake;
+pub mod idle;
 pub mod netns;
 pub mod nsenter;
 pub mod portforward;

@@ -19,6 +19,7 @@ use tokio_tungstenite::tungstenite::protocol::Role;
 
 use super::cache::{CacheError, CachedRequest, MAX_IN_FLIGHT, RequestCache, TOKEN_TTL};
 use super::handshake::{Resp, is_websocket, plain, query_ports, spdy_accept, ws_accept};
+use super::idle::IdleIo;
 use super::runtime::StreamRuntime;
 use super::session::{Wanted, spdy_session, ws_session};
 use super::spdy::Connection;
@@ -36,6 +37,8 @@ pub struct StreamConfig {
     pub stream_creation_timeout: Duration,
     /// Token lifetime (kubelet: one minute).
     pub token_ttl: Duration,
+    /// A session with no traffic for this long is closed (kubelet: 4 hours).
+    pub idle_timeout: Duration,
 }
 
 impl StreamConfig {
@@ -45,6 +48,7 @@ impl StreamConfig {
             base_url: None,
             stream_creation_timeout: Duration::from_secs(30),
             token_ttl: TOKEN_TTL,
+            idle_timeout: Duration::from_secs(4 * 3600),
         }
     }
 }
@@ -318,17 +322,26 @@ fn route(state: Arc<State>, req: Request<Incoming>) -> Resp {
 /// Run `f` on the upgraded connection in a counted task.
 fn on_upgrade<F, Fut>(state: Arc<State>, req: Request<Incoming>, f: F)
 where
-    F: FnOnce(TokioIo<hyper::upgrade::Upgraded>) -> Fut + Send + 'static,
+    F: FnOnce(IdleIo<TokioIo<hyper::upgrade::Upgraded>>) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
     state.sessions.fetch_add(1, Ordering::SeqCst);
     let mut stop = state.shutdown.subscribe();
+    let idle_timeout = state.config.idle_timeout;
     let guard = SessionGuard(state);
     tokio::spawn(async move {
         let _guard = guard;
         let work = async move {
             match hyper::upgrade::on(req).await {
-                Ok(up) => f(TokioIo::new(up)).await,
+                Ok(up) => {
+                    let (io, clock) = IdleIo::new(TokioIo::new(up));
+                    tokio::select! {
+                        () = f(io) => {}
+                        () = clock.expired(idle_timeout) => {
+                            tracing::info!(?idle_timeout, "closing an idle streaming session");
+                        }
+                    }
+                }
                 Err(e) => tracing::warn!(error = %e, "streaming upgrade failed"),
             }
         };

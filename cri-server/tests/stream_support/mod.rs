@@ -95,13 +95,21 @@ impl Drop for Target {
 /// A streaming server backed by `NsenterRuntime`, with `target` registered as container
 /// "ctr" and sandbox "pod".
 pub async fn server(target: &Target, ttl: Option<Duration>) -> StreamServer {
+    server_with(target, |cfg| {
+        if let Some(t) = ttl {
+            cfg.token_ttl = t;
+        }
+    })
+    .await
+}
+
+/// Like [`server`], with the configuration adjusted by `tweak`.
+pub async fn server_with(target: &Target, tweak: impl FnOnce(&mut StreamConfig)) -> StreamServer {
     let rt = NsenterRuntime::new();
     rt.register("ctr", target.pid);
     rt.register("pod", target.pid);
     let mut cfg = StreamConfig::new("127.0.0.1:0".parse().unwrap());
-    if let Some(t) = ttl {
-        cfg.token_ttl = t;
-    }
+    tweak(&mut cfg);
     StreamServer::start(cfg, Arc::new(rt))
         .await
         .expect("start streaming server")
