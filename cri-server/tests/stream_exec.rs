@@ -410,43 +410,6 @@ async fn dropping_the_server_stops_running_sessions() {
 }
 
 #[tokio::test]
-async fn attach_reports_the_backends_refusal_on_the_error_channel() {
-    let target = Target::start();
-    let srv = server(&target, None).await;
-    let req = k8s_cri::v1::AttachRequest {
-        container_id: "ctr".into(),
-        stdin: false,
-        tty: false,
-        stdout: true,
-        stderr: true,
-    };
-    let url = srv.get_attach_url(&req).unwrap();
-    let conn = spdy_connect(srv.local_addr(), &url, &["v5.channel.k8s.io"])
-        .await
-        .unwrap();
-    let out = spdy_run(conn, None, true, true).await;
-    let st = out.status();
-    assert_eq!(st["reason"], "InternalError");
-    assert!(
-        st["message"]
-            .as_str()
-            .unwrap()
-            .contains("attach is not supported by the nsenter backend"),
-        "{st}"
-    );
-    // An exec token is not an attach token.
-    let url = srv
-        .get_exec_url(&exec(&["true"], false, true, false, false))
-        .unwrap();
-    let wrong = url.replace("/exec/", "/attach/");
-    let (code, _) = spdy_connect(srv.local_addr(), &wrong, &["v5.channel.k8s.io"])
-        .await
-        .err()
-        .unwrap();
-    assert_eq!(code, 404);
-}
-
-#[tokio::test]
 async fn idle_sessions_are_closed_and_their_process_killed() {
     let target = Target::start();
     let srv = server_with(&target, |c| {

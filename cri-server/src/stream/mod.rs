@@ -2,6 +2,7 @@
 //! serves them: the gRPC calls return a URL carrying a single-use token; the client then speaks
 //! the remote-command or port-forward protocol over SPDY/3.1 or WebSocket on that URL.
 
+pub mod attachable;
 pub mod cache;
 pub mod handshake;
 pub mod idle;

@@ -24,6 +24,7 @@ use tokio::process::Command;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use super::attachable::Attachable;
 use super::runtime::{BoxFuture, RuntimeError, StreamIo, StreamRuntime, TermSize};
 
 const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -33,6 +34,7 @@ const BACKEND: &str = "nsenter";
 #[derive(Default)]
 pub struct NsenterRuntime {
     targets: Mutex<HashMap<String, u32>>,
+    mains: Mutex<HashMap<String, std::sync::Arc<Attachable>>>,
 }
 
 fn io_err(context: String) -> impl FnOnce(std::io::Error) -> RuntimeError {
@@ -74,7 +76,43 @@ impl NsenterRuntime {
             .insert(id.to_string(), pid);
     }
 
+    /// Start `argv` as the attachable main process of container `id`, in the namespaces of
+    /// `target_pid`; exec and attach then use `id`. Returns the host pid of the process.
+    pub fn start_main(
+        &self,
+        id: &str,
+        target_pid: u32,
+        argv: &[String],
+    ) -> Result<u32, RuntimeError> {
+        let mut cmd = Command::new("nsenter");
+        cmd.args([
+            "--target",
+            &target_pid.to_string(),
+            "--all",
+            "--root",
+            "--wd",
+            "--",
+        ])
+        .args(argv)
+        .env_clear()
+        .env("PATH", PATH)
+        .process_group(0);
+        let main = Attachable::spawn(id, cmd)?;
+        let pid = main.pid();
+        self.register(id, target_pid);
+        self.mains
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id.to_string(), std::sync::Arc::new(main));
+        Ok(pid)
+    }
+
     fn pid(&self, id: &str) -> Result<u32, RuntimeError> {
+        if let Some(m) = self.mains.lock().unwrap_or_else(|e| e.into_inner()).get(id)
+            && !m.running()
+        {
+            return Err(RuntimeError::NotRunning(id.to_string()));
+        }
         let pid = *self
             .targets
             .lock()
@@ -129,7 +167,7 @@ impl NsenterRuntime {
     }
 }
 
-fn exit_code(status: std::process::ExitStatus) -> i32 {
+pub(crate) fn exit_code(status: std::process::ExitStatus) -> i32 {
     use std::os::unix::process::ExitStatusExt;
     status
         .code()
@@ -300,14 +338,23 @@ impl StreamRuntime for NsenterRuntime {
         &'a self,
         container_id: &'a str,
         _tty: bool,
-        _io: StreamIo,
+        io: StreamIo,
     ) -> BoxFuture<'a, Result<(), RuntimeError>> {
         Box::pin(async move {
             self.pid(container_id)?;
-            Err(RuntimeError::Unsupported {
-                op: "attach",
-                backend: BACKEND,
-            })
+            let main = self
+                .mains
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(container_id)
+                .cloned();
+            match main {
+                Some(m) => m.attach(container_id, io).await,
+                None => Err(RuntimeError::Unsupported {
+                    op: "attach to a process not started by start_main",
+                    backend: BACKEND,
+                }),
+            }
         })
     }
 

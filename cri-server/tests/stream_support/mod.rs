@@ -103,6 +103,14 @@ pub async fn server(target: &Target, ttl: Option<Duration>) -> StreamServer {
     .await
 }
 
+/// A streaming server on a runtime the test prepared.
+pub async fn server_on(rt: Arc<NsenterRuntime>) -> StreamServer {
+    let cfg = StreamConfig::new("127.0.0.1:0".parse().unwrap());
+    StreamServer::start(cfg, rt)
+        .await
+        .expect("start streaming server")
+}
+
 /// Like [`server`], with the configuration adjusted by `tweak`.
 pub async fn server_with(target: &Target, tweak: impl FnOnce(&mut StreamConfig)) -> StreamServer {
     let rt = NsenterRuntime::new();
