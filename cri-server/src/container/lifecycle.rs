@@ -61,7 +61,7 @@ impl Runtime {
             if Instant::now() >= deadline {
                 return false;
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
 
@@ -137,11 +137,11 @@ impl Runtime {
         let (_, backend) = self.backend(&c.handler)?;
         backend.delete(id).await?;
         // The monitor ends once the init has gone; give it a moment to write the exit file.
-        for _ in 0..200 {
+        for _ in 0..400 {
             if !process_alive(c.monitor_pid) {
                 break;
             }
-            tokio::time::sleep(Duration::from_millis(10)).await;
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
         let dir = self.container_dir(id);
         files::unmount_all(&dir.join("rootfs"))?;

@@ -62,11 +62,11 @@ impl Runtime {
                 Err(e) => tracing::warn!(id, "kill pause: {e}"),
             }
             // The monitor records the exit and ends; wait for that (bounded).
-            for _ in 0..200 {
+            for _ in 0..1000 {
                 if !process_alive(s.monitor_pid) {
                     break;
                 }
-                tokio::time::sleep(Duration::from_millis(25)).await;
+                tokio::time::sleep(Duration::from_millis(5)).await;
             }
         }
         if s.network_attached || !s.netns.is_empty() {
