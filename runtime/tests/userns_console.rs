@@ -107,3 +107,51 @@ fn terminal_without_console_socket_is_rejected_when_detached() {
     );
     assert!(!rt.root.path().join(&id).exists());
 }
+
+#[test]
+fn run_with_terminal_proxies_the_pty_in_the_foreground() {
+    let rt = Rt::ours();
+    let mut b = Bundle::new(&["sh", "-c", "echo on-the-tty; tty; exit 4"]);
+    b.edit(|c| c["process"]["terminal"] = true.into());
+    let id = rt.id("run-tty");
+    let o = rt.run(&["run", "-b", b.path().to_str().unwrap(), &id]);
+    assert_eq!(
+        o.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("on-the-tty\r\n") && out.contains("/dev/pts/0"),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn time_namespace_applies_offsets() {
+    let rt = Rt::ours();
+    let mut b = Bundle::new(&["cat", "/proc/uptime"]);
+    b.edit(|c| {
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({"type": "time"}));
+        c["linux"]["timeOffsets"] =
+            serde_json::json!({"boottime": {"secs": 10_000_000, "nanosecs": 0}});
+    });
+    let id = rt.id("timens");
+    let out = rt.ok(&["run", "-b", b.path().to_str().unwrap(), &id]);
+    let uptime: f64 = out.split_whitespace().next().unwrap().parse().unwrap();
+    let host: f64 = std::fs::read_to_string("/proc/uptime")
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        uptime - host > 9_999_000.0,
+        "container uptime {uptime}, host {host}"
+    );
+}

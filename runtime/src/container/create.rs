@@ -106,6 +106,7 @@ impl Runtime {
         fg: Option<&ForegroundCtx>,
     ) -> Result<Created, ContainerError> {
         let id = opts.id.as_str();
+        let t0 = std::time::Instant::now();
         crate::spec::validate_id(id).ctx(id)?;
         let bundle = std::fs::canonicalize(&opts.bundle)
             .map_err(io(format!("bundle {}", opts.bundle.display())))
@@ -216,6 +217,7 @@ impl Runtime {
         drop(child);
         drop(console);
         cleanup.stage1 = Some(stage1);
+        tracing::debug!(id, elapsed = ?t0.elapsed(), "forked stage-1");
         cg.apply(stage1.as_raw()).ctx(id)?;
         cleanup.cgroup = Some(cg);
         let resources = cgroup_resources(&spec);
@@ -225,6 +227,7 @@ impl Runtime {
             .expect("set above")
             .set(&resources)
             .ctx(id)?;
+        tracing::debug!(id, elapsed = ?t0.elapsed(), "cgroup applied and set");
         parent.send(&Msg::Go).ctx(id)?;
         loop {
             match parent.recv().ctx(id)? {
@@ -233,6 +236,7 @@ impl Runtime {
                     parent.send(&Msg::MapsDone).ctx(id)?;
                 }
                 Msg::Pid { pid } => {
+                    tracing::debug!(id, elapsed = ?t0.elapsed(), pid, "init forked");
                     let start = state::proc_stat(pid).map(|(s, _)| s).unwrap_or(0);
                     cleanup.init = Some((pid, start));
                     (st.pid, st.pid_start) = (pid, start);
@@ -245,7 +249,10 @@ impl Runtime {
                     hooks::run(&spec, HookKind::CreateRuntime, &state).ctx(id)?;
                     parent.send(&Msg::HooksDone).ctx(id)?;
                 }
-                Msg::Ready if st.pid > 0 => break,
+                Msg::Ready if st.pid > 0 => {
+                    tracing::debug!(id, elapsed = ?t0.elapsed(), "init ready");
+                    break;
+                }
                 other => {
                     return Err(err(
                         id,
@@ -264,6 +271,7 @@ impl Runtime {
             write_pid_file(p, st.pid).ctx(id)?;
         }
         cleanup.armed = false;
+        tracing::debug!(id, elapsed = ?t0.elapsed(), "created");
         Ok(Created {
             state: st,
             pty_master,
