@@ -20,6 +20,11 @@ fn assert_rejected(b: &Bundle, want: &str) {
     assert!(!rt.root.path().join(&id).exists(), "state dir left behind");
     assert!(!cgroup_exists(&id), "cgroup left behind");
     assert!(!mounted(b.path().to_str().unwrap()), "mount left behind");
+    // A leaked init would still carry the runtime's command line (it never exec'd).
+    assert!(
+        !common::process_with_cmdline(rt.root.path().to_str().unwrap()),
+        "process left behind"
+    );
     assert!(rt.ok(&["list", "-q"]).trim().is_empty());
 }
 

@@ -40,6 +40,29 @@ fn user_namespace_maps_ids() {
 }
 
 #[test]
+fn exec_joins_the_user_namespace() {
+    let rt = Rt::ours();
+    let mut b = Bundle::new(&["sleep", "1000"]);
+    b.edit(|c| {
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({"type": "user"}));
+        let map = serde_json::json!([{"containerID": 0, "hostID": 300000, "size": 65536}]);
+        c["linux"]["uidMappings"] = map.clone();
+        c["linux"]["gidMappings"] = map;
+    });
+    let id = rt.id("userns-exec");
+    rt.ok(&["run", "-d", "-b", b.path().to_str().unwrap(), &id]);
+    let out = rt.ok(&["exec", &id, "sh", "-c", "cat /proc/self/uid_map; hostname"]);
+    let rows: Vec<Vec<&str>> = out
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows, [vec!["0", "300000", "65536"], vec!["kina-test"]]);
+}
+
+#[test]
 fn user_namespace_without_mappings_is_rejected() {
     let rt = Rt::ours();
     let mut b = Bundle::new(&["true"]);
