@@ -283,3 +283,32 @@ fn log_file_gets_json_error_naming_container() {
     assert_eq!(line["level"], "error");
     assert!(line["msg"].as_str().unwrap().contains("no-such-ctr"));
 }
+
+#[test]
+fn systemd_cgroup_paths() {
+    let rt = Rt::ours();
+    let mut b = Bundle::new(&["sleep", "1000"]);
+    let id = rt.id("systemd");
+    rt.ok(&[
+        "--systemd-cgroup",
+        "run",
+        "-d",
+        "-b",
+        b.path().to_str().unwrap(),
+        &id,
+    ]);
+    let scope = format!("system.slice/kina-{id}.scope");
+    assert!(cgroup_exists(&scope), "no cgroup {scope}");
+    rt.ok(&["delete", "-f", &id]);
+    assert!(!cgroup_exists(&scope));
+    b.edit(|c| c["linux"]["cgroupsPath"] = "/plain/path".into());
+    let id = rt.id("systemd-bad");
+    let err = rt.fails(&[
+        "--systemd-cgroup",
+        "create",
+        "-b",
+        b.path().to_str().unwrap(),
+        &id,
+    ]);
+    assert!(err.contains("cgroupsPath") && err.contains(&id), "{err}");
+}

@@ -148,10 +148,7 @@ impl Runtime {
         let rootfs = std::fs::canonicalize(&rootfs)
             .map_err(io(format!("root.path {}", rootfs.display())))
             .ctx(id)?;
-        let cgroups_path = spec.linux().as_ref().and_then(|l| l.cgroups_path().clone());
-        let cgroup_path =
-            kina_cgroups::resolve_path(cgroups_path.as_deref().and_then(Path::to_str), id)
-                .ctx(id)?;
+        let cgroup_path = self.cgroup_path(&spec, id)?;
 
         // From here on every acquired resource is released on error.
         self.store.create_dir(id).ctx(id)?;
@@ -276,6 +273,31 @@ impl Runtime {
             state: st,
             pty_master,
         })
+    }
+}
+
+impl Runtime {
+    /// linux.cgroupsPath resolved for this container. With `--systemd-cgroup` the path must
+    /// be `slice:prefix:name` (default `system.slice:kina:<id>`, as runc uses `runc`).
+    fn cgroup_path(&self, spec: &Spec, id: &str) -> Result<PathBuf, ContainerError> {
+        let raw = spec.linux().as_ref().and_then(|l| l.cgroups_path().clone());
+        let raw = raw
+            .as_deref()
+            .map(|p| p.to_str().unwrap_or("\u{fffd}").to_string());
+        let raw = match (self.systemd_cgroup, raw) {
+            (true, None) => Some(format!("system.slice:kina:{id}")),
+            (true, Some(p)) if p.is_empty() => Some(format!("system.slice:kina:{id}")),
+            (true, Some(p)) if p.starts_with('/') || p.matches(':').count() != 2 => {
+                return Err(err(
+                    id,
+                    ErrorKind::Invalid(format!(
+                        "linux.cgroupsPath {p:?}: --systemd-cgroup needs the slice:prefix:name form"
+                    )),
+                ));
+            }
+            (_, p) => p,
+        };
+        kina_cgroups::resolve_path(raw.as_deref(), id).ctx(id)
     }
 }
 
