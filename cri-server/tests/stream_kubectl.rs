@@ -50,7 +50,7 @@ fn flag(target: &str, key: &str) -> bool {
 const POD: &str = r#"{"kind":"Pod","apiVersion":"v1","metadata":{"name":"p","namespace":"default","uid":"u1"},"spec":{"containers":[{"name":"c","image":"busybox"}]},"status":{"phase":"Running","containerStatuses":[{"name":"c","ready":true,"restartCount":0,"image":"busybox","imageID":"","state":{"running":{}}}]}}"#;
 
 /// Upgrade kinds kubectl asked for, in order.
-static UPGRADES: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
+static UPGRADES: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
 
 const API: &str = r#"{"kind":"APIVersions","versions":["v1"],"serverAddressByClientCIDRs":[{"clientCIDR":"0.0.0.0/0","serverAddress":"127.0.0.1"}]}"#;
 const APIS: &str = r#"{"kind":"APIGroupList","apiVersion":"v1","groups":[]}"#;
@@ -124,7 +124,12 @@ async fn serve(mut c: TcpStream, srv: Arc<StreamServer>) {
         } else {
             "none"
         };
-        UPGRADES.lock().unwrap().push(kind);
+        let endpoint = if path.ends_with("/exec") {
+            "exec"
+        } else {
+            "portforward"
+        };
+        UPGRADES.lock().unwrap().push(format!("{kind} {endpoint}"));
         // Forward the upgrade with the streaming URL's path, then splice the connection.
         let mut upstream = TcpStream::connect(srv.local_addr()).await.unwrap();
         let rest = head.split_once("\r\n").unwrap().1;
@@ -136,13 +141,22 @@ async fn serve(mut c: TcpStream, srv: Arc<StreamServer>) {
 }
 
 fn kubectl(port: u16, websockets: bool, home: &std::path::Path) -> tokio::process::Command {
+    kubectl_pf(port, websockets, false, home)
+}
+
+fn kubectl_pf(
+    port: u16,
+    websockets: bool,
+    pf_websockets: bool,
+    home: &std::path::Path,
+) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new("kubectl");
     cmd.env_clear()
         .env("PATH", "/usr/bin:/bin")
         .env("HOME", home)
         .env("KUBECONFIG", home.join("none"))
         .env("KUBECTL_REMOTE_COMMAND_WEBSOCKETS", websockets.to_string())
-        .env("KUBECTL_PORT_FORWARD_WEBSOCKETS", "false")
+        .env("KUBECTL_PORT_FORWARD_WEBSOCKETS", pf_websockets.to_string())
         .args([
             "--server",
             &format!("http://127.0.0.1:{port}"),
@@ -217,54 +231,62 @@ async fn kubectl_exec_over_spdy_and_websocket() {
     }
     let seen = UPGRADES.lock().unwrap().clone();
     assert!(
-        seen.contains(&"spdy") && seen.contains(&"websocket"),
+        seen.iter().any(|u| u == "spdy exec") && seen.iter().any(|u| u == "websocket exec"),
         "upgrades used: {seen:?}"
     );
     eventually("sessions end", || srv.active_sessions() == 0).await;
 }
 
 #[tokio::test]
-async fn kubectl_port_forward_over_spdy() {
+async fn kubectl_port_forward_over_spdy_and_spdy_in_websocket() {
     let (target, srv, port, home) = setup().await;
-    let echo = echo_server_in(&target.netns());
-    let local = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let mut child = kubectl(port, false, home.path())
-        .args(["port-forward", "pod/p", &format!("{local}:{echo}")])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = child.stdout.take().unwrap();
-    let mut seen = Vec::new();
-    tokio::time::timeout(T, async {
-        let mut b = [0u8; 256];
-        while !String::from_utf8_lossy(&seen).contains("Forwarding from") {
-            let n = stdout.read(&mut b).await.unwrap();
-            assert!(n > 0, "kubectl port-forward exited");
-            seen.extend_from_slice(&b[..n]);
-        }
-    })
-    .await
-    .expect("kubectl port-forward started");
-    // The last message (4 MiB) goes far beyond SPDY's 64 KiB initial window: a peer that
-    // waited for WINDOW_UPDATE would stall.
-    let big: Vec<u8> = (0..4u32 << 20).map(|i| (i % 253) as u8).collect();
-    for msg in [&b"first connection"[..], b"second connection", &big] {
-        let mut c = TcpStream::connect(("127.0.0.1", local)).await.unwrap();
-        let (mut rd, mut wr) = c.split();
-        let mut back = vec![0u8; msg.len()];
-        let (w, r) = tokio::time::timeout(T, async {
-            tokio::join!(wr.write_all(msg), rd.read_exact(&mut back))
+    for tunnel in [false, true] {
+        let echo = echo_server_in(&target.netns());
+        let local = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let mut child = kubectl_pf(port, false, tunnel, home.path())
+            .args(["port-forward", "pod/p", &format!("{local}:{echo}")])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdout = child.stdout.take().unwrap();
+        let mut seen = Vec::new();
+        tokio::time::timeout(T, async {
+            let mut b = [0u8; 256];
+            while !String::from_utf8_lossy(&seen).contains("Forwarding from") {
+                let n = stdout.read(&mut b).await.unwrap();
+                assert!(n > 0, "kubectl port-forward exited");
+                seen.extend_from_slice(&b[..n]);
+            }
         })
         .await
-        .unwrap();
-        w.unwrap();
-        r.unwrap();
-        assert!(back == msg, "{} bytes echoed wrongly", msg.len());
+        .expect("kubectl port-forward started");
+        // The last message (4 MiB) goes far beyond SPDY's 64 KiB initial window: a peer that
+        // waited for WINDOW_UPDATE would stall.
+        let big: Vec<u8> = (0..4u32 << 20).map(|i| (i % 253) as u8).collect();
+        for msg in [&b"first connection"[..], b"second connection", &big] {
+            let mut c = TcpStream::connect(("127.0.0.1", local)).await.unwrap();
+            let (mut rd, mut wr) = c.split();
+            let mut back = vec![0u8; msg.len()];
+            let (w, r) = tokio::time::timeout(T, async {
+                tokio::join!(wr.write_all(msg), rd.read_exact(&mut back))
+            })
+            .await
+            .unwrap();
+            w.unwrap();
+            r.unwrap();
+            assert!(back == msg, "{} bytes echoed wrongly", msg.len());
+        }
+        child.kill().await.unwrap();
+        eventually("the session ends", || srv.active_sessions() == 0).await;
     }
-    child.kill().await.unwrap();
-    eventually("the session ends", || srv.active_sessions() == 0).await;
+    let seen = UPGRADES.lock().unwrap().clone();
+    assert!(
+        seen.iter().any(|u| u == "spdy portforward")
+            && seen.iter().any(|u| u == "websocket portforward"),
+        "upgrades used: {seen:?}"
+    );
 }

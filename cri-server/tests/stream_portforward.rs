@@ -179,3 +179,27 @@ async fn websocket_port_forward_needs_ports() {
         .unwrap();
     assert!(err.to_string().contains("400"), "{err}");
 }
+
+#[tokio::test]
+async fn spdy_tunnelled_in_websocket_forwards_ports() {
+    let target = Target::start();
+    let a = echo_server_in(&target.netns());
+    let b = echo_server_in(&target.netns());
+    let srv = server(&target, None).await;
+    let url = srv.get_portforward_url(&pf()).unwrap();
+    let (ws, proto) = ws_connect(srv.local_addr(), &url, "SPDY/3.1+portforward.k8s.io")
+        .await
+        .unwrap();
+    assert_eq!(proto, "SPDY/3.1+portforward.k8s.io");
+    let (bytes, _pump) = cri_server::stream::websocket::tunnel(ws);
+    let conn = cri_server::stream::spdy::Connection::client(bytes);
+    let big: Vec<u8> = (0..500_000u32).map(|i| (i % 249) as u8).collect();
+    let (r1, r2) = tokio::join!(
+        spdy_roundtrip(&conn, a, "0", &big),
+        spdy_roundtrip(&conn, b, "1", b"tunnelled to b"),
+    );
+    assert!(r1.0 == big && r1.1.is_empty(), "{} bytes back", r1.0.len());
+    assert_eq!(r2, (b"tunnelled to b".to_vec(), vec![]));
+    drop(conn);
+    eventually("the session ends", || srv.active_sessions() == 0).await;
+}

@@ -24,7 +24,14 @@ use super::websocket::{WsMux, WsSender};
 /// The SPDY port-forward protocol.
 pub const SPDY_PROTOCOL: &str = "portforward.k8s.io";
 /// WebSocket subprotocols for port forwarding.
-pub const WS_PROTOCOLS: &[&str] = &["v4.channel.k8s.io", "v4.base64.channel.k8s.io"];
+pub const WS_PROTOCOLS: &[&str] = &[
+    TUNNEL_PROTOCOL,
+    "v4.channel.k8s.io",
+    "v4.base64.channel.k8s.io",
+];
+/// SPDY port forwarding tunnelled through WebSocket binary messages (client-go's
+/// `NewSPDYOverWebsocketDialer`, KEP-4006).
+pub const TUNNEL_PROTOCOL: &str = "SPDY/3.1+portforward.k8s.io";
 
 /// How long the grace period lasts after one direction of a forwarded connection ended.
 const LINGER: Duration = Duration::from_secs(1);

@@ -23,7 +23,7 @@ use super::idle::IdleIo;
 use super::runtime::StreamRuntime;
 use super::session::{Wanted, spdy_session, ws_session};
 use super::spdy::Connection;
-use super::websocket::{WsMux, is_base64};
+use super::websocket::{WsMux, is_base64, tunnel};
 use super::{portforward, remotecommand};
 
 /// Where and how the streaming server listens.
@@ -421,13 +421,22 @@ fn upgrade_portforward(state: Arc<State>, req: Request<Incoming>, sandbox: Strin
     let runtime = state.runtime.clone();
     let timeout = state.config.stream_creation_timeout;
     if is_websocket(&req) {
-        let ports = match query_ports(&req) {
-            Ok(p) => p,
-            Err(e) => return plain(StatusCode::BAD_REQUEST, format!("{e}\n")),
-        };
         let (resp, protocol) = match ws_accept(&req, portforward::WS_PROTOCOLS) {
             Ok(x) => x,
             Err(r) => return *r,
+        };
+        if protocol == portforward::TUNNEL_PROTOCOL {
+            // SPDY/3.1 tunnelled in WebSocket binary messages (KEP-4006).
+            on_upgrade(state, req, move |io| async move {
+                let ws = WebSocketStream::from_raw_socket(io, Role::Server, None).await;
+                let (bytes, _pump) = tunnel(ws);
+                portforward::serve_spdy(Connection::server(bytes), runtime, sandbox, timeout).await;
+            });
+            return resp;
+        }
+        let ports = match query_ports(&req) {
+            Ok(p) => p,
+            Err(e) => return plain(StatusCode::BAD_REQUEST, format!("{e}\n")),
         };
         on_upgrade(state, req, move |io| async move {
             let ws = WebSocketStream::from_raw_socket(io, Role::Server, None).await;

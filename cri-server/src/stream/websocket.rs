@@ -159,8 +159,56 @@ impl WsMux {
     }
 }
 
+/// Turn a WebSocket into a byte stream: every binary message's payload is read in order,
+/// every write becomes one binary message (client-go's `TunnelingConnection`). Returns the
+/// byte stream and the pump task's guard; the pump ends when either side closes.
+pub fn tunnel<S>(ws: WebSocketStream<S>) -> (tokio::io::DuplexStream, AbortOnDrop)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (ours, theirs) = tokio::io::duplex(64 * 1024);
+    let pump = tokio::spawn(async move {
+        let (mut sink, mut stream) = ws.split();
+        let (mut rd, mut wr) = tokio::io::split(ours);
+        let inbound = async {
+            while let Some(Ok(msg)) = stream.next().await {
+                match msg {
+                    Message::Binary(b) if wr.write_all(&b).await.is_err() => break,
+                    Message::Close(_) => break,
+                    _ => {}
+                }
+            }
+            let _ = wr.shutdown().await;
+        };
+        let outbound = async {
+            let mut buf = vec![0u8; 32 * 1024];
+            loop {
+                match rd.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        if sink.send(Message::binary(buf[..n].to_vec())).await.is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
+            let close = CloseFrame {
+                code: CloseCode::Normal,
+                reason: "".into(),
+            };
+            let _ = sink.send(Message::Close(Some(close))).await;
+        };
+        tokio::select! {
+            () = inbound => {}
+            () = outbound => {}
+        }
+    });
+    (theirs, AbortOnDrop(pump))
+}
+
 /// Aborts the task when dropped.
-struct AbortOnDrop(JoinHandle<()>);
+pub struct AbortOnDrop(JoinHandle<()>);
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
