@@ -153,11 +153,7 @@ impl Runtime {
             sc.run_as_group.as_ref().map(|g| g.value),
             &sc.supplemental_groups,
         )?;
-        self.containers.update(id, |r| {
-            r.uid = user.uid;
-            r.gid = user.gid;
-            r.gids = user.additional_gids.clone();
-        })?;
+        let (uid, gid, gids) = (user.uid, user.gid, user.additional_gids.clone());
         let args = image.args(&config.command, &config.args);
         if args.is_empty() {
             return Err(RuntimeError::InvalidArgument(format!(
@@ -340,6 +336,9 @@ impl Runtime {
         self.containers.update(id, |r| {
             r.pid = created.pid;
             r.monitor_pid = created.monitor_pid;
+            r.uid = uid;
+            r.gid = gid;
+            r.gids = gids;
         })?;
         Ok(())
     }

@@ -1,7 +1,12 @@
 //! A containerd-style metadata store: records in memory behind one lock, each persisted as
-//! `<dir>/<id>.json` (write, fsync, rename) before an update becomes visible, and loaded again at
-//! start. Every change goes through one closure under the lock, so a crash leaves either the old
-//! or the new record and concurrent updates never interleave.
+//! `<dir>/<id>.json` (write to a temporary file, rename) before a change becomes visible, and
+//! loaded again at start. Every change goes through one closure under the lock, so a crash leaves
+//! either the old or the new record and concurrent updates never interleave.
+//!
+//! Durability: a new record is fsynced (after a power loss the object it names — snapshot,
+//! cgroup, CNI lease — must still be known so it can be cleaned up); state updates are atomic
+//! renames without fsync, which survive any process crash (SIGKILL of the server), while after a
+//! power loss every container is dead anyway and recovery re-derives their state.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -95,7 +100,7 @@ impl<T: Record> Store<T> {
         self.dir.join(format!("{id}.json"))
     }
 
-    fn persist(&self, r: &T) -> Result<(), StoreError> {
+    fn persist(&self, r: &T, durable: bool) -> Result<(), StoreError> {
         let path = self.path(r.id());
         let tmp = self.dir.join(format!(".{}.tmp", r.id()));
         let kind = self.kind;
@@ -116,7 +121,9 @@ impl<T: Record> Store<T> {
         })?;
         let mut f = std::fs::File::create(&tmp).map_err(io("create", &tmp))?;
         f.write_all(&data).map_err(io("write", &tmp))?;
-        f.sync_all().map_err(io("fsync", &tmp))?;
+        if durable {
+            f.sync_all().map_err(io("fsync", &tmp))?;
+        }
         std::fs::rename(&tmp, &path).map_err(io("rename", &path))
     }
 
@@ -130,7 +137,7 @@ impl<T: Record> Store<T> {
                 id: other.id().to_owned(),
             });
         }
-        self.persist(&r)?;
+        self.persist(&r, true)?;
         m.insert(r.id().to_owned(), r);
         Ok(())
     }
@@ -144,7 +151,7 @@ impl<T: Record> Store<T> {
         })?;
         let mut next = cur.clone();
         let out = f(&mut next);
-        self.persist(&next)?;
+        self.persist(&next, false)?;
         m.insert(id.to_owned(), next.clone());
         Ok((out, next))
     }

@@ -86,7 +86,9 @@ impl Runtime {
             netns::remove_path(std::path::Path::new(&s.netns))?;
             self.sandboxes.update(id, |r| r.netns.clear())?;
         }
-        self.sandboxes.update(id, |r| r.ready = false)?;
+        if s.ready {
+            self.sandboxes.update(id, |r| r.ready = false)?;
+        }
         if !remove {
             return Ok(());
         }
