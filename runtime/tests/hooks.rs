@@ -93,3 +93,25 @@ fn hook_timeout_kills_hook_and_fails_create() {
     assert!(t.elapsed() < std::time::Duration::from_secs(20));
     assert!(!rt.root.path().join(&id).exists());
 }
+
+#[test]
+fn failing_start_container_hook_fails_start() {
+    let rt = Rt::ours();
+    let mut b = Bundle::new(&["sh", "-c", "echo ran > /tmp/ran"]);
+    b.edit(|c| {
+        c["hooks"] = json!({"startContainer": [{"path": "/bin/sh", "args": ["sh", "-c", "echo no-start >&2; exit 3"]}]})
+    });
+    let id = rt.id("starthook");
+    rt.ok(&["create", "-b", b.path().to_str().unwrap(), &id]);
+    let err = rt.fails(&["start", &id]);
+    assert!(
+        err.contains("startContainer") && err.contains("no-start") && err.contains(&id),
+        "{err}"
+    );
+    rt.wait_status(&id, "stopped");
+    assert!(
+        !b.rootfs().join("tmp/ran").exists(),
+        "the process ran although its hook failed"
+    );
+    rt.ok(&["delete", &id]);
+}

@@ -69,15 +69,25 @@ impl Runtime {
                 Ok(_) => break,
             }
         }
-        let mut buf = [0u8; 1];
+        let mut buf = [0u8; 4096];
         let n = nix::unistd::read(fifo.as_fd(), &mut buf)
             .map_err(sys("read exec fifo"))
             .ctx(id)?;
-        if n != 1 {
-            return Err(err(
-                id,
-                ErrorKind::Invalid("container init exited before start".into()),
-            ));
+        match buf[..n].split_first() {
+            Some((b'0', _)) => {}
+            Some((_, msg)) => {
+                let _ = std::fs::remove_file(&path);
+                return Err(err(
+                    id,
+                    ErrorKind::Invalid(format!("start: {}", String::from_utf8_lossy(msg))),
+                ));
+            }
+            None => {
+                return Err(err(
+                    id,
+                    ErrorKind::Invalid("container init exited before start".into()),
+                ));
+            }
         }
         std::fs::remove_file(&path)
             .map_err(super::io(format!("remove {}", path.display())))

@@ -3,7 +3,7 @@
 
 use std::convert::Infallible;
 use std::ffi::CString;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::OFlag;
@@ -52,11 +52,16 @@ pub fn container_init(cfg: &InitConfig<'_>, sync: &SyncSocket) -> Result<Infalli
     let program = find_program(process)?;
     let (argv, envp) = exec_args(process)?;
     sync.send(&Msg::Ready)?;
-    wait_for_start(cfg)?;
-    if let (true, Some(profile)) = (no_new_privs, seccomp) {
-        crate::process::seccomp::load(profile)?;
-    }
-    run_container_hooks(spec, cfg, HookKind::StartContainer)?;
+    let fifo = wait_for_start(cfg)?;
+    // Steps that belong to `start`: their failure is reported to it through the fifo.
+    let started = (|| {
+        if let (true, Some(profile)) = (no_new_privs, seccomp) {
+            crate::process::seccomp::load(profile)?;
+        }
+        run_container_hooks(spec, cfg, HookKind::StartContainer)
+    })();
+    report_start(&fifo, started.as_ref().err())?;
+    started?;
     exec(&program, &argv, &envp, cfg.preserve_fds)
 }
 
@@ -111,8 +116,8 @@ pub fn chdir(process: &Process) -> Result<(), InitError> {
     nix::unistd::chdir(cwd).map_err(sys_err(format!("chdir to process.cwd {}", cwd.display())))
 }
 
-/// Blocks until `start` opens the fifo, then writes the go-byte so `start` knows we run.
-fn wait_for_start(cfg: &InitConfig<'_>) -> Result<(), InitError> {
+/// Blocks until `start` opens the fifo (opened write-only through /proc/self/fd).
+fn wait_for_start(cfg: &InitConfig<'_>) -> Result<OwnedFd, InitError> {
     let path = format!("/proc/self/fd/{}", raw(cfg.fifo));
     let fd = loop {
         match nix::fcntl::open(
@@ -124,7 +129,16 @@ fn wait_for_start(cfg: &InitConfig<'_>) -> Result<(), InitError> {
             r => break r.map_err(sys_err(format!("open exec fifo {path}")))?,
         }
     };
-    nix::unistd::write(fd.as_fd(), b"0").map_err(sys_err("write exec fifo"))?;
+    Ok(fd)
+}
+
+/// Tells `start` the outcome: "0" (about to exec) or "1" followed by the error.
+fn report_start(fifo: &OwnedFd, error: Option<&InitError>) -> Result<(), InitError> {
+    let msg = match error {
+        None => "0".to_string(),
+        Some(e) => format!("1{e}"),
+    };
+    nix::unistd::write(fifo.as_fd(), msg.as_bytes()).map_err(sys_err("write exec fifo"))?;
     Ok(())
 }
 
