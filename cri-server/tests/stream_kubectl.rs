@@ -9,7 +9,8 @@ use std::process::Stdio;
 use std::sync::Arc;
 
 use cri_server::stream::StreamServer;
-use k8s_cri::v1::{ExecRequest, PortForwardRequest};
+use cri_server::stream::nsenter::NsenterRuntime;
+use k8s_cri::v1::{AttachRequest, ExecRequest, PortForwardRequest};
 use stream_support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -93,6 +94,15 @@ async fn serve(mut c: TcpStream, srv: Arc<StreamServer>) {
                 tty: flag(&target, "tty"),
             };
             srv.get_exec_url(&req).unwrap()
+        } else if path.ends_with("/pods/p/attach") {
+            let req = AttachRequest {
+                container_id: "main".into(),
+                stdin: flag(&target, "stdin"),
+                stdout: flag(&target, "stdout"),
+                stderr: flag(&target, "stderr"),
+                tty: flag(&target, "tty"),
+            };
+            srv.get_attach_url(&req).unwrap()
         } else if path.ends_with("/pods/p/portforward") {
             srv.get_portforward_url(&PortForwardRequest {
                 pod_sandbox_id: "pod".into(),
@@ -140,6 +150,10 @@ async fn serve(mut c: TcpStream, srv: Arc<StreamServer>) {
     }
 }
 
+/// The attachable main process: echoes lines to stdout and stderr, exits 0 on "quit".
+const ATTACHED: &str =
+    r#"while read l; do [ "$l" = quit ] && exit 0; echo "out $l"; echo "err $l" >&2; done"#;
+
 fn kubectl(port: u16, websockets: bool, home: &std::path::Path) -> tokio::process::Command {
     kubectl_pf(port, websockets, false, home)
 }
@@ -168,7 +182,16 @@ fn kubectl_pf(
 
 async fn setup() -> (Target, Arc<StreamServer>, u16, tempfile::TempDir) {
     let target = Target::start();
-    let srv = Arc::new(server(&target, None).await);
+    // "ctr" and "pod" stand for the target's namespaces; "main" is an attachable process.
+    let rt = Arc::new(NsenterRuntime::new());
+    rt.register("ctr", target.pid);
+    rt.register("pod", target.pid);
+    let argv: Vec<String> = ["sh", "-c", ATTACHED]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    rt.start_main("main", target.pid, &argv).unwrap();
+    let srv = Arc::new(server_on(rt).await);
     let port = front(srv.clone()).await;
     (target, srv, port, tempfile::tempdir().unwrap())
 }
@@ -289,4 +312,54 @@ async fn kubectl_port_forward_over_spdy_and_spdy_in_websocket() {
             && seen.iter().any(|u| u == "websocket portforward"),
         "upgrades used: {seen:?}"
     );
+}
+
+#[tokio::test]
+async fn kubectl_attach_over_spdy_and_websocket() {
+    let (_target, srv, port, home) = setup().await;
+    for ws in [false, true] {
+        let mut child = kubectl(port, ws, home.path())
+            .args(["attach", "-i", "p", "-c", "c"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let line = if ws { "second\nquit\n" } else { "first\n" };
+        stdin.write_all(line.as_bytes()).await.unwrap();
+        let mut stdout = child.stdout.take().unwrap();
+        let mut errout = child.stderr.take().unwrap();
+        let want = if ws { "out second\n" } else { "out first\n" };
+        let mut seen = Vec::new();
+        tokio::time::timeout(T, async {
+            let mut b = [0u8; 256];
+            while !String::from_utf8_lossy(&seen).contains(want) {
+                let n = stdout.read(&mut b).await.unwrap();
+                if n == 0 {
+                    let mut e = String::new();
+                    errout.read_to_string(&mut e).await.unwrap();
+                    panic!(
+                        "kubectl attach ended early: {:?}; stderr: {e}",
+                        String::from_utf8_lossy(&seen)
+                    );
+                }
+                seen.extend_from_slice(&b[..n]);
+            }
+        })
+        .await
+        .expect("attached output");
+        if ws {
+            // "quit" ends the main process, which ends the attach session cleanly.
+            let status = tokio::time::timeout(T, child.wait())
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(status.success(), "{status}");
+        } else {
+            // Detach: the main process keeps running for the next client.
+            child.kill().await.unwrap();
+            eventually("the detached session ends", || srv.active_sessions() == 0).await;
+        }
+    }
 }

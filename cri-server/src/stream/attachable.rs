@@ -45,6 +45,50 @@ fn fan_out<R: AsyncRead + Unpin + Send + 'static>(
     })
 }
 
+/// Resolves once the process exit is published.
+async fn wait_exit(exited: &mut watch::Receiver<Option<i32>>) {
+    let _ = exited.wait_for(|e| e.is_some()).await;
+}
+
+/// Copy broadcast output to one client until the process exited and everything it wrote
+/// was handed over, or the client went away. Only `recv` is ever cancelled, so no message
+/// is lost in flight.
+async fn forward(
+    rx: Option<broadcast::Receiver<Bytes>>,
+    tx: Option<mpsc::Sender<Bytes>>,
+    mut exited: watch::Receiver<Option<i32>>,
+) {
+    let (Some(mut rx), Some(tx)) = (rx, tx) else {
+        return wait_exit(&mut exited).await;
+    };
+    loop {
+        let got = tokio::select! {
+            biased;
+            r = rx.recv() => r,
+            () = wait_exit(&mut exited) => {
+                // All output was broadcast before the exit was published.
+                while let Ok(b) = rx.try_recv() {
+                    if tx.send(b).await.is_err() {
+                        return;
+                    }
+                }
+                return;
+            }
+        };
+        match got {
+            Ok(b) => {
+                if tx.send(b).await.is_err() {
+                    return;
+                }
+            }
+            Err(broadcast::error::RecvError::Lagged(n)) => {
+                tracing::warn!(skipped = n, "slow attach client missed output");
+            }
+            Err(broadcast::error::RecvError::Closed) => return wait_exit(&mut exited).await,
+        }
+    }
+}
+
 impl Attachable {
     /// Spawn `cmd` (already pointed at the namespaces) with piped stdio.
     pub fn spawn(id: &str, mut cmd: Command) -> Result<Attachable, RuntimeError> {
@@ -108,36 +152,15 @@ impl Attachable {
         if !self.running() {
             return Err(RuntimeError::NotRunning(id.to_string()));
         }
-        let mut exited = self.exited.clone();
-        let forward = |rx: Option<broadcast::Receiver<Bytes>>, tx: Option<mpsc::Sender<Bytes>>| async move {
-            let (Some(mut rx), Some(tx)) = (rx, tx) else {
-                return std::future::pending::<()>().await;
-            };
-            loop {
-                match rx.recv().await {
-                    Ok(b) => {
-                        if tx.send(b).await.is_err() {
-                            return;
-                        }
-                    }
-                    Err(broadcast::error::RecvError::Lagged(n)) => {
-                        tracing::warn!(skipped = n, "slow attach client missed output");
-                    }
-                    Err(broadcast::error::RecvError::Closed) => {
-                        return std::future::pending().await;
-                    }
-                }
-            }
-        };
+        let out_rx = io.stdout.as_ref().map(|_| self.stdout.subscribe());
+        let err_rx = io.stderr.as_ref().map(|_| self.stderr.subscribe());
         let want_out = io.stdout.is_some() || io.stderr.is_some();
-        let out = forward(
-            io.stdout.as_ref().map(|_| self.stdout.subscribe()),
-            io.stdout.clone(),
-        );
-        let err = forward(
-            io.stderr.as_ref().map(|_| self.stderr.subscribe()),
-            io.stderr.clone(),
-        );
+        let outputs = async {
+            tokio::join!(
+                forward(out_rx, io.stdout.clone(), self.exited.clone()),
+                forward(err_rx, io.stderr.clone(), self.exited.clone()),
+            )
+        };
         let stdin = self.stdin.clone();
         let input = async move {
             if let Some(mut rx) = io.stdin {
@@ -153,12 +176,7 @@ impl Attachable {
             std::future::pending::<()>().await
         };
         tokio::select! {
-            () = async { let _ = exited.wait_for(|e| e.is_some()).await; } => {
-                // Let the last output reach the client.
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-            }
-            () = out => {}
-            () = err => {}
+            _ = outputs => {}
             () = input => {}
         }
         Ok(())
