@@ -226,29 +226,40 @@ async fn spdy_tty_resize_reaches_the_terminal() {
 
 #[tokio::test]
 async fn websocket_tty_resize_reaches_the_terminal() {
+    use futures_util::StreamExt;
     let target = Target::start();
     let srv = server(&target, None).await;
+    let script = "while read x; do stty size; done; exit 6";
     let url = srv
-        .get_exec_url(&exec(
-            &["sh", "-c", "read x; stty size"],
-            true,
-            true,
-            false,
-            true,
-        ))
+        .get_exec_url(&exec(&["sh", "-c", script], true, true, false, true))
         .unwrap();
     let (mut ws, _) = ws_connect(srv.local_addr(), &url, "v5.channel.k8s.io")
         .await
         .unwrap();
     ws_send(&mut ws, 4, br#"{"Width":91,"Height":27}"#, false).await;
-    // Give the resize a head start over the line that lets the shell continue.
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    ws_send(&mut ws, 0, b"go\n", false).await;
+    // Ask for the size until the resize has reached the terminal.
+    let mut out = Vec::new();
+    let deadline = std::time::Instant::now() + T;
+    while !String::from_utf8_lossy(&out).contains("27 91") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "stty said {:?}",
+            String::from_utf8_lossy(&out)
+        );
+        ws_send(&mut ws, 0, b"size?\n", false).await;
+        while let Ok(Some(Ok(m))) =
+            tokio::time::timeout(std::time::Duration::from_millis(300), ws.next()).await
+        {
+            if let Some((1, d)) = cri_server::stream::websocket::decode(&m, false) {
+                out.extend_from_slice(&d);
+            }
+        }
+    }
+    // v5 stdin close reaches the shell as end of file on the terminal.
+    ws_send(&mut ws, 255, &[0], false).await;
     let msgs = ws_collect(&mut ws, false).await;
-    let out = String::from_utf8_lossy(&channel(&msgs, 1)).into_owned();
-    assert!(out.contains("27 91"), "stty said {out:?}");
     let st: serde_json::Value = serde_json::from_slice(&channel(&msgs, 3)).unwrap();
-    assert_eq!(st["status"], "Success");
+    assert_eq!(st["details"]["causes"][0]["message"], "6");
 }
 
 #[tokio::test]
