@@ -118,6 +118,11 @@ async fn websocket_v5_channels_stdin_close_and_exit_code() {
     .await
     .unwrap();
     assert_eq!(proto, "v5.channel.k8s.io");
+    // Messages on channels this session does not read (resize without a TTY) are dropped,
+    // not left to stall the socket.
+    for _ in 0..100 {
+        ws_send(&mut ws, 4, br#"{"Width":1,"Height":1}"#, false).await;
+    }
     ws_send(&mut ws, 0, b"hello over ws\n", false).await;
     ws_send(&mut ws, 255, &[0], false).await; // v5: close stdin
     let msgs = ws_collect(&mut ws, false).await;

@@ -281,6 +281,8 @@ pub async fn serve_ws(
             mux.sender.clone(),
         ));
     }
+    // Error channels are write-only: discard anything the client sends on them.
+    mux.inbound.iter_mut().for_each(|rx| *rx = None);
     let closed = mux.closed();
     tokio::select! {
         () = async { while forwards.join_next().await.is_some() {} } => mux.close().await,

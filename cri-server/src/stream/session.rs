@@ -233,6 +233,9 @@ pub fn ws_session(mut mux: WsMux, want: Wanted) -> Session {
         });
         io.resize = Some(out);
     }
+    // Drop what nobody reads, so stray client messages are discarded instead of filling a
+    // channel and stalling the socket.
+    mux.inbound.iter_mut().for_each(|rx| *rx = None);
     let mut outs = Vec::new();
     for (on, ch) in [
         (want.stdout, WS_STDOUT),
