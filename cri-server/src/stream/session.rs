@@ -149,7 +149,12 @@ pub async fn spdy_session(
     for s in streams {
         writers.push(s.writer.clone());
         match s.headers.get("streamtype").unwrap_or_default() {
-            "error" => error = Some(s.writer),
+            "error" => {
+                // The error stream is server-to-client; discard anything the client sends.
+                let mut r = s.reader;
+                tokio::spawn(async move { while r.read().await.is_some() {} });
+                error = Some(s.writer);
+            }
             "stdin" => {
                 let (tx, rx) = mpsc::channel(16);
                 pump_in(s.reader, tx);
@@ -170,6 +175,18 @@ pub async fn spdy_session(
                 }
             }
         }
+    }
+    // Streams opened after the session started are refused, never left unread.
+    if let Some(mut late) = conn.take_incoming() {
+        tokio::spawn(async move {
+            while let Some(s) = late.recv().await {
+                tracing::warn!(
+                    stream = s.id,
+                    "refusing a stream opened after the session started"
+                );
+                let _ = s.writer.reset().await;
+            }
+        });
     }
     let disconnected = Box::pin(conn.closed());
     let finish = Box::new(move |status: Option<Vec<u8>>| -> BoxFuture<'static, ()> {
