@@ -1,6 +1,18 @@
 //! Streaming server for CRI Exec, Attach and PortForward, as the kubelet's streaming library
 //! serves them: the gRPC calls return a URL carrying a single-use token; the client then speaks
 //! the remote-command or port-forward protocol over SPDY/3.1 or WebSocket on that URL.
+//!
+//! Wiring into the RuntimeService:
+//! - start one [`StreamServer`] with [`StreamConfig::new`] (listen address from the config)
+//!   and an `Arc<dyn StreamRuntime>` backed by the container runtime;
+//! - `Exec`/`Attach`/`PortForward` answer with `url: server.get_exec_url(&req)?` (and the
+//!   attach/port-forward twins); `StreamServerError` converts into a `tonic::Status`.
+//!
+//! Protocols served: remote command over SPDY (`v5`..`v2.channel.k8s.io`, `channel.k8s.io`)
+//! and WebSocket (`v5`/`v4.channel.k8s.io`, `v4.base64.`, `channel.k8s.io`, `base64.`);
+//! port forwarding over SPDY (`portforward.k8s.io`), SPDY tunnelled in WebSocket
+//! (`SPDY/3.1+portforward.k8s.io`) and WebSocket channels (`v4.channel.k8s.io`).
+//! [`nsenter::NsenterRuntime`] is a runtime-independent backend for debugging and tests.
 
 pub mod attachable;
 pub mod cache;
