@@ -75,7 +75,7 @@ async fn spdy_v2_reports_failures_as_text() {
     assert_eq!(out.stdout(), "out\n");
     assert_eq!(
         out.error(),
-        "command terminated with non-zero exit code: exit status 7"
+        "command terminated with non-zero exit code: error executing command [sh -c echo out; echo err >&2; exit 7], exit code 7"
     );
 }
 
@@ -159,7 +159,7 @@ async fn websocket_v4_base64_and_v1_binary() {
     let msgs = ws_collect(&mut ws, false).await;
     assert_eq!(
         channel(&msgs, 3),
-        b"command terminated with non-zero exit code: exit status 4"
+        b"command terminated with non-zero exit code: error executing command [sh -c exit 4], exit code 4"
     );
 }
 

@@ -78,7 +78,13 @@ pub async fn run(
         result = work => {
             let status = match result {
                 Ok(0) => Status::success(),
-                Ok(code) => Status::exit_code(code),
+                Ok(code) => {
+                    let cmd: &[String] = match &command {
+                        Command::Exec(c) => c,
+                        Command::Attach => &[],
+                    };
+                    Status::exit_code(code, cmd)
+                }
                 Err(e) => {
                     tracing::warn!(container = container_id, error = %e, "streaming command failed");
                     Status::internal(&format!("error executing command in container: {e}"))

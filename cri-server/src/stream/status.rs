@@ -50,11 +50,16 @@ impl Status {
     }
 
     /// The command ran and exited non-zero: reason NonZeroExitCode, cause ExitCode = code.
-    pub fn exit_code(code: i32) -> Self {
+    /// The message reads like containerd's (`error executing command [sh -c exit 7], exit
+    /// code 7`) behind kubelet's prefix.
+    pub fn exit_code(code: i32, cmd: &[String]) -> Self {
         Status {
             metadata: Meta {},
             status: "Failure",
-            message: format!("command terminated with non-zero exit code: exit status {code}"),
+            message: format!(
+                "command terminated with non-zero exit code: error executing command [{}], exit code {code}",
+                cmd.join(" ")
+            ),
             reason: "NonZeroExitCode",
             details: Some(Details {
                 causes: vec![Cause {
@@ -98,10 +103,15 @@ mod tests {
 
     #[test]
     fn non_zero_exit_matches_kubelet_json() {
-        let v = String::from_utf8(Status::exit_code(7).encode(true).unwrap()).unwrap();
+        let v = String::from_utf8(
+            Status::exit_code(7, &["sh".into(), "-c".into(), "exit 7".into()])
+                .encode(true)
+                .unwrap(),
+        )
+        .unwrap();
         assert_eq!(
             v,
-            r#"{"metadata":{},"status":"Failure","message":"command terminated with non-zero exit code: exit status 7","reason":"NonZeroExitCode","details":{"causes":[{"reason":"ExitCode","message":"7"}]}}"#
+            r#"{"metadata":{},"status":"Failure","message":"command terminated with non-zero exit code: error executing command [sh -c exit 7], exit code 7","reason":"NonZeroExitCode","details":{"causes":[{"reason":"ExitCode","message":"7"}]}}"#
         );
         assert_eq!(
             String::from_utf8(Status::success().encode(true).unwrap()).unwrap(),
