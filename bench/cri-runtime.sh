@@ -188,3 +188,4 @@ printf '%-34s %12s %12s %8s\n' "stop+remove p50 ms" "$O_RM50" "$C_RM50" "$(ratio
 printf '%-34s %12s %12s %8s\n' "stop+remove p95 ms" "$O_RM95" "$C_RM95" "$(ratio "$O_RM95" "$C_RM95")"
 printf '%-34s %12s %12s %8s\n' "idle RSS with 10 pods (KiB)" "$O_RSS" "$C_RSS" "$(ratio "$O_RSS" "$C_RSS")"
 echo "(crictl process start-up is included in every timing, equally for both)"
+exit 0

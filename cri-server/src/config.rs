@@ -82,6 +82,8 @@ pub struct CniSection {
     pub conf_dir: PathBuf,
     /// Plugin binaries.
     pub bin_dirs: Vec<PathBuf>,
+    /// containerd-style `conf_template`: rendered with the pod CIDR on UpdateRuntimeConfig.
+    pub conf_template: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -123,6 +125,7 @@ impl Default for CniSection {
         Self {
             conf_dir: "/etc/cni/net.d".into(),
             bin_dirs: vec!["/opt/cni/bin".into(), "/usr/lib/cni".into()],
+            conf_template: None,
         }
     }
 }

@@ -56,6 +56,7 @@ pub fn runtime(
         conf_dir: config.cni.conf_dir.clone(),
         bin_dirs: config.cni.bin_dirs.clone(),
         cache_dir: config.root_dir.join("cni"),
+        conf_template: config.cni.conf_template.clone(),
         ..Default::default()
     });
     let monitor = config

@@ -46,12 +46,19 @@ impl Server {
         let socket = dir.join("cri.sock");
         let cfg = dir.join("config.toml");
         std::fs::create_dir_all(&opts.cni_conf_dir).unwrap();
+        // A `<dir>/cni-template.conflist` becomes the CNI `conf_template`.
+        let template = dir.join("cni-template.conflist");
+        let template = if template.exists() {
+            format!("conf_template = {template:?}\n")
+        } else {
+            String::new()
+        };
         std::fs::write(
             &cfg,
             format!(
                 "root_dir = {:?}\nstate_dir = {:?}\nlisten = {:?}\nlog_level = \"debug\"\n\
                  default_runtime_handler = {:?}\nmonitor_path = {:?}\n\
-                 [cni]\nconf_dir = {:?}\nbin_dirs = [\"/usr/lib/cni\"]\n\
+                 [cni]\nconf_dir = {:?}\nbin_dirs = [\"/usr/lib/cni\"]\n{}\
                  [runtime_handlers]\nrunc = \"/usr/sbin/runc\"\nkina = {:?}\n",
                 dir.join("root"),
                 dir.join("state"),
@@ -59,6 +66,7 @@ impl Server {
                 opts.handler,
                 b.monitor,
                 opts.cni_conf_dir,
+                template,
                 b.kina_runtime,
             ),
         )
