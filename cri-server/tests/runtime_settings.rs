@@ -143,6 +143,21 @@ async fn pod_settings_reach_the_containers() {
     let own = create_start(&mut c, &pod, &cfg, own).await;
     let (ps, _) = exec(&mut c, &own, "ps -o args").await;
     assert!(!ps.contains("/pause") && ps.contains("sleep 3000"), "{ps}");
+    // TARGET joins another container's PID namespace (ephemeral debug containers).
+    let mut dbg = server::container_config("debug", "sleep 4000");
+    dbg.linux = sc(|s| {
+        s.namespace_options = Some(cri::NamespaceOption {
+            pid: cri::NamespaceMode::Target as i32,
+            target_id: own.clone(),
+            ..Default::default()
+        })
+    });
+    let dbg = create_start(&mut c, &pod, &cfg, dbg).await;
+    let (ps, _) = exec(&mut c, &dbg, "ps -o args").await;
+    assert!(
+        ps.contains("sleep 3000") && ps.contains("sleep 4000") && !ps.contains("/pause"),
+        "{ps}"
+    );
     server::remove_pod(&mut c, &pod).await;
 }
 
