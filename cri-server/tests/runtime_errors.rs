@@ -287,3 +287,37 @@ async fn failed_cni_add_leaves_nothing_behind() {
         .unwrap_err();
     assert_ne!(e.code(), Code::AlreadyExists);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn missing_sandbox_image_is_pulled_and_a_failed_pull_names_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Nothing listens on port 1: the pull fails fast.
+    std::fs::write(
+        tmp.path().join("extra.toml"),
+        "sandbox_image = \"127.0.0.1:1/kina/pause:none\"\n",
+    )
+    .unwrap();
+    let srv = Server::start(
+        tmp.path(),
+        Options {
+            handler: runtime_support::handler(),
+            cni_conf_dir: tmp.path().join("no-cni"),
+        },
+    );
+    let mut c = srv.client().await;
+    let cfg = server::host_network(server::pod_config("nopause", &tmp.path().join("logs")));
+    let e = c
+        .run_pod_sandbox(cri::RunPodSandboxRequest {
+            config: Some(cfg),
+            runtime_handler: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::NotFound);
+    assert!(
+        e.message().contains("127.0.0.1:1/kina/pause:none"),
+        "{}",
+        e.message()
+    );
+    assert!(srv.log().contains("pulling it"), "{}", srv.log());
+}

@@ -87,6 +87,23 @@ pub fn network_request(id: &str, netns: &str, c: &cri::PodSandboxConfig) -> PodN
 }
 
 impl Runtime {
+    /// The sandbox image, pulled (like containerd does) when the store lacks it.
+    async fn sandbox_image(&self) -> Result<(crate::image::ImageView, ImageConfig), RuntimeError> {
+        let name = &self.config.sandbox_image;
+        match ImageConfig::resolve(&self.images, name) {
+            Err(RuntimeError::NotFound(_)) => {
+                tracing::info!(image = %name, "sandbox image missing: pulling it");
+                self.images.pull(name, None).await.map_err(|e| {
+                    RuntimeError::NotFound(format!(
+                        "sandbox image {name:?} is not in the store and pulling it failed: {e}"
+                    ))
+                })?;
+                ImageConfig::resolve(&self.images, name)
+            }
+            r => r,
+        }
+    }
+
     /// RunPodSandbox.
     pub async fn run_sandbox(
         self: &Arc<Self>,
@@ -103,7 +120,7 @@ impl Runtime {
             }
         }
         let (handler, backend) = self.backend(handler)?;
-        let (view, image) = ImageConfig::resolve(&self.images, &self.config.sandbox_image)?;
+        let (view, image) = self.sandbox_image().await?;
         let id = new_id()?;
         self.sandboxes.add(SandboxRecord {
             id: id.clone(),

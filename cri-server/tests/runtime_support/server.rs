@@ -46,6 +46,8 @@ impl Server {
         let socket = dir.join("cri.sock");
         let cfg = dir.join("config.toml");
         std::fs::create_dir_all(&opts.cni_conf_dir).unwrap();
+        // `<dir>/extra.toml` holds more top-level keys for this server.
+        let extra = std::fs::read_to_string(dir.join("extra.toml")).unwrap_or_default();
         // A `<dir>/cni-template.conflist` becomes the CNI `conf_template`.
         let template = dir.join("cni-template.conflist");
         let template = if template.exists() {
@@ -56,7 +58,7 @@ impl Server {
         std::fs::write(
             &cfg,
             format!(
-                "root_dir = {:?}\nstate_dir = {:?}\nlisten = {:?}\nlog_level = \"debug\"\n\
+                "{extra}root_dir = {:?}\nstate_dir = {:?}\nlisten = {:?}\nlog_level = \"debug\"\n\
                  default_runtime_handler = {:?}\nmonitor_path = {:?}\n\
                  [cni]\nconf_dir = {:?}\nbin_dirs = [\"/usr/lib/cni\"]\n{}\
                  [runtime_handlers]\nrunc = \"/usr/sbin/runc\"\nkina = {:?}\n",
