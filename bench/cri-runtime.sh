@@ -15,6 +15,10 @@ TARGET=${CARGO_TARGET_DIR:-$REPO/target}
 WORK=$(mktemp -d /var/tmp/kina-bench-cri.XXXXXX)
 PIDS=()
 cleanup() {
+    # Pods outlive their runtime daemon: remove them while it still runs.
+    for sock in "$WORK/ours/cri.sock" "$WORK/ctrd/containerd.sock"; do
+        [ -S "$sock" ] && "$CRICTL" --runtime-endpoint "unix://$sock" --timeout 60s rmp -fa >/dev/null 2>&1 || true
+    done
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
     grep -o "$WORK[^ ]*" /proc/self/mountinfo | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
     rm -rf "$WORK" || true

@@ -13,6 +13,8 @@ pub struct BridgeNet {
     pub bridge: String,
     /// e.g. `10.201.7`.
     pub prefix: String,
+    /// The CNI network name.
+    pub name: String,
     /// Whether portmap's top-level chains existed before (then they are not ours to remove).
     had_portmap_chains: bool,
 }
@@ -21,6 +23,27 @@ fn portmap_chains_exist() -> bool {
     run("iptables", &["-t", "nat", "-S", "CNI-HOSTPORT-DNAT"])
         .status
         .success()
+}
+
+/// Removes portmap's per-pod DNAT rules and chains of network `name` (left when a failed test
+/// never removed its pods).
+fn remove_portmap_rules_of(name: &str) {
+    // `-S` lists the rules in order, after the `-N` line: rule k is line k.
+    let dnat = run("iptables", &["-t", "nat", "-S", "CNI-HOSTPORT-DNAT"]);
+    let marker = format!("dnat name: \\\"{name}\\\"");
+    let mut doomed: Vec<(usize, String)> = String::from_utf8_lossy(&dnat.stdout)
+        .lines()
+        .enumerate()
+        .filter(|(_, r)| r.contains(&marker))
+        .filter_map(|(i, r)| Some((i, r.rsplit_once("-j ")?.1.trim().to_owned())))
+        .collect();
+    doomed.sort_by_key(|(i, _)| std::cmp::Reverse(*i));
+    for (i, chain) in doomed {
+        let n = i.to_string();
+        let _ = run("iptables", &["-t", "nat", "-D", "CNI-HOSTPORT-DNAT", &n]);
+        let _ = run("iptables", &["-t", "nat", "-F", &chain]);
+        let _ = run("iptables", &["-t", "nat", "-X", &chain]);
+    }
 }
 
 /// Removes portmap's top-level chains and jumps if no pod uses them any more.
@@ -89,9 +112,10 @@ impl BridgeNet {
         std::fs::create_dir_all(&conf_dir).unwrap();
         let bridge = format!("kcri{}-{tag}", std::process::id() % 10000);
         let prefix = format!("10.{}.{}", 200 + tag, std::process::id() % 250);
+        let name = format!("kcri{}-{tag}", std::process::id());
         let conf = serde_json::json!({
             "cniVersion": "1.0.0",
-            "name": format!("kcri-{tag}"),
+            "name": name,
             "plugins": [
                 {"type": "bridge", "bridge": bridge, "isGateway": true, "ipMasq": false,
                  "ipam": {"type": "host-local", "dataDir": data_dir,
@@ -106,6 +130,7 @@ impl BridgeNet {
             data_dir,
             bridge,
             prefix,
+            name,
             had_portmap_chains: portmap_chains_exist(),
         }
     }
@@ -148,6 +173,7 @@ impl BridgeNet {
 impl Drop for BridgeNet {
     fn drop(&mut self) {
         let _ = run("ip", &["link", "del", &self.bridge]);
+        remove_portmap_rules_of(&self.name);
         if !self.had_portmap_chains {
             remove_idle_portmap_chains();
         }
