@@ -177,25 +177,13 @@ async fn bridge_pod_shares_network_is_reachable_and_maps_host_port() {
         .unwrap();
     let ip = status.network.unwrap().ip;
     assert!(ip.starts_with(&net.prefix), "pod ip {ip}");
-    let fetch = |addr: String| {
-        std::thread::spawn(move || {
-            use std::io::{Read, Write};
-            let mut s = std::net::TcpStream::connect_timeout(
-                &addr.parse().unwrap(),
-                Duration::from_secs(5),
-            )?;
-            s.set_read_timeout(Some(Duration::from_secs(5)))?;
-            s.write_all(b"GET / HTTP/1.0\r\n\r\n")?;
-            let mut out = String::new();
-            s.read_to_string(&mut out)?;
-            Ok::<_, std::io::Error>(out)
-        })
-        .join()
-        .unwrap()
-    };
-    let body = fetch(format!("{ip}:8080")).expect("pod IP reachable from the host");
+    let body = net
+        .http_get(&format!("{ip}:8080"))
+        .expect("pod IP reachable from the host");
     assert!(body.contains("hello-from-pod"), "{body}");
-    let body = fetch(format!("{}:{host_port}", net.gateway())).expect("host port mapped");
+    let body = net
+        .http_get(&format!("{}:{host_port}", net.gateway()))
+        .expect("host port mapped");
     assert!(body.contains("hello-from-pod"), "{body}");
 
     server::remove_pod(&mut c, &pod).await;

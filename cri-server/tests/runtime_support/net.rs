@@ -1,11 +1,17 @@
-//! A bridge CNI network for pod tests. The bridge has to live in the host netns (the pod IP must
-//! be reachable from the host), so it gets a unique name and 10.x subnet and is deleted on drop,
-//! with the portmap chains of the test's pods and the host-local leases.
+//! A bridge CNI network for pod tests, inside a network namespace the test creates.
+//!
+//! The namespace plays the node's host network: cri-server runs in it (see
+//! [`BridgeNet::host_netns`] and `Server::spawn`), so the CNI bridge, the portmap rules, the
+//! forwarding sysctl and every pod address live there and vanish with it. Nothing touches the
+//! real host's network, and no traffic leaves namespaces the test made.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// A conflist in its own conf dir.
+/// The file in a test dir that tells `Server::spawn` which netns to run cri-server in.
+pub const HOST_NETNS_FILE: &str = "host-netns";
+
+/// A conflist in its own conf dir, and the namespace its bridge lives in.
 #[derive(Debug)]
 pub struct BridgeNet {
     pub conf_dir: PathBuf,
@@ -15,89 +21,8 @@ pub struct BridgeNet {
     pub prefix: String,
     /// The CNI network name.
     pub name: String,
-    /// Whether portmap's top-level chains existed before (then they are not ours to remove).
-    had_portmap_chains: bool,
-}
-
-fn portmap_chains_exist() -> bool {
-    run("iptables", &["-t", "nat", "-S", "CNI-HOSTPORT-DNAT"])
-        .status
-        .success()
-}
-
-/// Removes portmap's per-pod DNAT rules and chains of network `name` (left when a failed test
-/// never removed its pods).
-fn remove_portmap_rules_of(name: &str) {
-    // `-S` lists the rules in order, after the `-N` line: rule k is line k.
-    let dnat = run("iptables", &["-t", "nat", "-S", "CNI-HOSTPORT-DNAT"]);
-    let marker = format!("dnat name: \\\"{name}\\\"");
-    let mut doomed: Vec<(usize, String)> = String::from_utf8_lossy(&dnat.stdout)
-        .lines()
-        .enumerate()
-        .filter(|(_, r)| r.contains(&marker))
-        .filter_map(|(i, r)| Some((i, r.rsplit_once("-j ")?.1.trim().to_owned())))
-        .collect();
-    doomed.sort_by_key(|(i, _)| std::cmp::Reverse(*i));
-    for (i, chain) in doomed {
-        let n = i.to_string();
-        let _ = run("iptables", &["-t", "nat", "-D", "CNI-HOSTPORT-DNAT", &n]);
-        let _ = run("iptables", &["-t", "nat", "-F", &chain]);
-        let _ = run("iptables", &["-t", "nat", "-X", &chain]);
-    }
-}
-
-/// Removes portmap's top-level chains and jumps if no pod uses them any more.
-fn remove_idle_portmap_chains() {
-    let dnat = run("iptables", &["-t", "nat", "-S", "CNI-HOSTPORT-DNAT"]);
-    if String::from_utf8_lossy(&dnat.stdout).lines().count() > 1 {
-        return; // some pod's mapping is still there
-    }
-    for (chain, jump) in [
-        ("PREROUTING", "CNI-HOSTPORT-DNAT"),
-        ("OUTPUT", "CNI-HOSTPORT-DNAT"),
-        ("POSTROUTING", "CNI-HOSTPORT-MASQ"),
-    ] {
-        let rules = run("iptables", &["-t", "nat", "-S", chain]);
-        for rule in String::from_utf8_lossy(&rules.stdout).lines() {
-            if rule.contains(&format!("-j {jump}")) {
-                let del = rule.replacen("-A", "-D", 1);
-                let words = shell_words(&del);
-                let args: Vec<&str> = ["-t", "nat"]
-                    .into_iter()
-                    .chain(words.iter().map(String::as_str))
-                    .collect();
-                let _ = run("iptables", &args);
-            }
-        }
-    }
-    for chain in [
-        "CNI-HOSTPORT-DNAT",
-        "CNI-HOSTPORT-MASQ",
-        "CNI-HOSTPORT-SETMARK",
-    ] {
-        let _ = run("iptables", &["-t", "nat", "-F", chain]);
-        let _ = run("iptables", &["-t", "nat", "-X", chain]);
-    }
-}
-
-/// Splits an `iptables -S` rule into arguments (double-quoted comments stay whole).
-fn shell_words(s: &str) -> Vec<String> {
-    let (mut out, mut cur, mut quoted) = (Vec::new(), String::new(), false);
-    for ch in s.chars() {
-        match ch {
-            '"' => quoted = !quoted,
-            ' ' if !quoted => {
-                if !cur.is_empty() {
-                    out.push(std::mem::take(&mut cur));
-                }
-            }
-            c => cur.push(c),
-        }
-    }
-    if !cur.is_empty() {
-        out.push(cur);
-    }
-    out
+    /// `ip netns` name of the namespace playing the host.
+    pub netns: String,
 }
 
 fn run(cmd: &str, args: &[&str]) -> std::process::Output {
@@ -105,12 +30,18 @@ fn run(cmd: &str, args: &[&str]) -> std::process::Output {
 }
 
 impl BridgeNet {
-    /// A network named after `tag` (unique per test) under `dir`.
+    /// A network named after `tag` (unique per test) under `dir`; cri-servers started on `dir`
+    /// run inside its namespace.
     pub fn new(dir: &Path, tag: u8) -> BridgeNet {
         let conf_dir = dir.join("net.d");
         let data_dir = dir.join("cni-data");
         std::fs::create_dir_all(&conf_dir).unwrap();
-        let bridge = format!("kcri{}-{tag}", std::process::id() % 10000);
+        let netns = format!("kcri-{}-{tag}", std::process::id());
+        let add = run("ip", &["netns", "add", &netns]);
+        assert!(add.status.success(), "ip netns add {netns}: {add:?}");
+        let up = run("ip", &["-n", &netns, "link", "set", "lo", "up"]);
+        assert!(up.status.success(), "lo up in {netns}: {up:?}");
+        let bridge = format!("kcri{tag}");
         let prefix = format!("10.{}.{}", 200 + tag, std::process::id() % 250);
         let name = format!("kcri{}-{tag}", std::process::id());
         let conf = serde_json::json!({
@@ -125,19 +56,52 @@ impl BridgeNet {
             ],
         });
         std::fs::write(conf_dir.join("10-test.conflist"), conf.to_string()).unwrap();
+        std::fs::write(
+            dir.join(HOST_NETNS_FILE),
+            Self::path_of(&netns).as_os_str().as_encoded_bytes(),
+        )
+        .unwrap();
         BridgeNet {
             conf_dir,
             data_dir,
             bridge,
             prefix,
             name,
-            had_portmap_chains: portmap_chains_exist(),
+            netns,
         }
+    }
+
+    fn path_of(netns: &str) -> PathBuf {
+        Path::new("/run/netns").join(netns)
+    }
+
+    /// The namespace file of the "host" network.
+    pub fn host_netns(&self) -> PathBuf {
+        Self::path_of(&self.netns)
     }
 
     /// The gateway (bridge) address.
     pub fn gateway(&self) -> String {
         format!("{}.1", self.prefix)
+    }
+
+    /// `GET /` from the "host" namespace (curl, 5 s timeout): the body, or why it failed.
+    pub fn http_get(&self, addr: &str) -> Result<String, String> {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.netns, "curl", "-sS", "-m", "5"])
+            .arg(format!("http://{addr}/"))
+            .output()
+            .map_err(|e| e.to_string())?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(format!(
+                "curl in {}: {}: {}",
+                self.netns,
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        }
     }
 
     /// Leased IPs still recorded by host-local.
@@ -162,7 +126,18 @@ impl BridgeNet {
 
     /// veth peers attached to our bridge.
     pub fn veths(&self) -> Vec<String> {
-        let out = run("ip", &["-o", "link", "show", "master", &self.bridge]);
+        let out = run(
+            "ip",
+            &[
+                "-n",
+                &self.netns,
+                "-o",
+                "link",
+                "show",
+                "master",
+                &self.bridge,
+            ],
+        );
         String::from_utf8_lossy(&out.stdout)
             .lines()
             .map(str::to_owned)
@@ -172,10 +147,7 @@ impl BridgeNet {
 
 impl Drop for BridgeNet {
     fn drop(&mut self) {
-        let _ = run("ip", &["link", "del", &self.bridge]);
-        remove_portmap_rules_of(&self.name);
-        if !self.had_portmap_chains {
-            remove_idle_portmap_chains();
-        }
+        // The bridge, veths, portmap chains and sysctls all go with the namespace.
+        let _ = run("ip", &["netns", "del", &self.netns]);
     }
 }

@@ -78,12 +78,17 @@ impl Server {
             .append(true)
             .open(dir.join("cri-server.log"))
             .unwrap();
-        let child = Command::new(&b.cri_server)
-            .arg("--config")
-            .arg(&cfg)
-            .stderr(log)
-            .spawn()
-            .unwrap();
+        // A `<dir>/host-netns` (written by `BridgeNet`) names the network namespace that plays
+        // the host: nsenter joins it and execs cri-server, so the child is the server itself.
+        let mut cmd = match std::fs::read_to_string(dir.join(super::net::HOST_NETNS_FILE)) {
+            Ok(netns) => {
+                let mut c = Command::new("nsenter");
+                c.arg(format!("--net={netns}")).arg("--").arg(&b.cri_server);
+                c
+            }
+            Err(_) => Command::new(&b.cri_server),
+        };
+        let child = cmd.arg("--config").arg(&cfg).stderr(log).spawn().unwrap();
         let s = Server {
             dir: dir.to_owned(),
             socket,
