@@ -81,7 +81,8 @@ stats crun "$work/crun.ms"
 k=$(median "$work/kina.ms"); r=$(median "$work/runc.ms"); c=$(median "$work/crun.ms")
 awk -v k="$k" -v r="$r" -v c="$c" 'BEGIN { printf "ratio ours/crun %.2f   ours/runc %.2f   (target <= 0.80 vs crun)\n", k / c, k / r }'
 
-rss() { /usr/bin/time -f %M "$@" 2>&1 >/dev/null | tail -1; }
+# Peak RSS in KiB (to a file: a created container keeps the runtime's stdio open).
+rss() { /usr/bin/time -o "$work/rss" -f %M "$@" >/dev/null 2>&1; tail -1 "$work/rss"; }
 create_rss=$(rss "$KINA" --root "$work/root-kina" create --bundle "$bundle" rss-probe)
 "$KINA" --root "$work/root-kina" delete --force rss-probe
 run_rss=$(rss "$KINA" --root "$work/root-kina" run --bundle "$bundle" rss-probe2)
