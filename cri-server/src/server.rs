@@ -29,6 +29,12 @@ pub enum ServerError {
     /// The runtime state could not be opened.
     #[error("open runtime state: {0}")]
     Runtime(#[from] crate::container::RuntimeError),
+    /// The streaming server could not start.
+    #[error("streaming server: {0}")]
+    Stream(#[from] crate::stream::server::StreamServerError),
+    /// The configured streaming address is not an IP address and port.
+    #[error("stream_address {0:?}: not an IP address")]
+    StreamAddress(String),
     /// The gRPC server failed.
     #[error("serve: {0}")]
     Serve(#[from] tonic::transport::Error),
@@ -82,6 +88,22 @@ pub async fn serve(
         .cni
         .watch(crate::network::watch::DEFAULT_WATCH_INTERVAL);
     let _exit_watch = runtime.watch_exits();
+    let stream_ip: std::net::IpAddr = config
+        .stream_address
+        .parse()
+        .map_err(|_| ServerError::StreamAddress(config.stream_address.clone()))?;
+    let stream = std::sync::Arc::new(
+        crate::stream::StreamServer::start(
+            crate::stream::StreamConfig::new(std::net::SocketAddr::new(
+                stream_ip,
+                config.stream_port,
+            )),
+            std::sync::Arc::new(crate::container::stream::CriStreamRuntime::new(
+                runtime.clone(),
+            )),
+        )
+        .await?,
+    );
     let path = config.listen.clone();
     let listen_err = |source| ServerError::Listen {
         path: path.clone(),
@@ -100,7 +122,9 @@ pub async fn serve(
     tracing::info!(socket = %path.display(), root = %config.root_dir.display(), "cri-server listening");
     let result = tonic::transport::Server::builder()
         .add_service(ImageServiceServer::new(ImageServiceImpl::new(images)))
-        .add_service(RuntimeServiceServer::new(RuntimeServiceImpl::new(runtime)))
+        .add_service(RuntimeServiceServer::new(RuntimeServiceImpl::with_stream(
+            runtime, stream,
+        )))
         .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown)
         .await;
     let _ = std::fs::remove_file(&path);

@@ -127,6 +127,7 @@ impl Runtime {
         }
         let _guard = self.lock(&c.id).await;
         self.destroy_container(&c.id).await?;
+        self.forget_cpu_sample(&c.id);
         self.events.container(&c.id, Kind::Deleted);
         Ok(())
     }

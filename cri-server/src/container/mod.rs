@@ -3,7 +3,7 @@
 //! - [`runtime`]: [`Runtime`] (stores, handlers, images, CNI, events), recovery, exit watcher.
 //! - [`store`]: persisted, lock-protected metadata stores; [`record`]: the container record.
 //! - [`create`], [`lifecycle`] (start/stop/remove), [`status`] (status/list/update/reopen log),
-//!   [`exec`] (ExecSync); [`imagecfg`] and [`user`]: what comes from the image.
+//!   [`exec`] (ExecSync), [`stream`] (the streaming server's exec/attach/port-forward backend); [`imagecfg`] and [`user`]: what comes from the image.
 
 pub mod b64;
 pub mod create;
@@ -14,8 +14,10 @@ pub mod lifecycle;
 pub mod propagation;
 pub mod record;
 pub mod runtime;
+pub mod stats;
 pub mod status;
 pub mod store;
+pub mod stream;
 pub mod user;
 
 pub use error::RuntimeError;

@@ -31,6 +31,8 @@ pub struct Runtime {
     pub events: Events,
     backends: BTreeMap<String, Arc<dyn RuntimeBackend>>,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Previous CPU sample (time, usage ns) per container / `pod:<id>`, for usage_nano_cores.
+    pub(crate) cpu_samples: Mutex<HashMap<String, (i64, u64)>>,
 }
 
 /// Unix nanoseconds now.
@@ -105,6 +107,7 @@ impl Runtime {
             events: Events::new(),
             backends,
             locks: Mutex::new(HashMap::new()),
+            cpu_samples: Mutex::new(HashMap::new()),
         });
         rt.recover();
         Ok(rt)

@@ -328,6 +328,24 @@ impl RuntimeBackend for OciCli {
             .await
             .map(drop)
     }
+
+    fn exec_command(
+        &self,
+        id: &str,
+        process_file: &Path,
+        pid_file: &Path,
+        tty: bool,
+    ) -> Option<std::process::Command> {
+        let mut c = std::process::Command::new(&self.runtime);
+        c.args(&self.runtime_args).arg("--root").arg(&self.root);
+        c.arg("exec").arg("--process").arg(process_file);
+        c.arg("--pid-file").arg(pid_file);
+        if tty {
+            c.arg("--tty");
+        }
+        c.arg(id);
+        Some(c)
+    }
 }
 
 /// Removes scratch files when an operation ends, however it ends.

@@ -115,4 +115,16 @@ pub trait RuntimeBackend: Send + Sync + std::fmt::Debug {
     ) -> Result<ExecOutput, OciError>;
     /// Applies new resources (OCI `linux.resources` JSON).
     async fn update(&self, id: &str, resources: &serde_json::Value) -> Result<(), OciError>;
+    /// The command that runs the process described by `process_file` in the container in the
+    /// foreground (`exec --process F --pid-file P [--tty] ID`), for streaming exec: the caller
+    /// wires its stdio. `None` when the backend cannot stream.
+    fn exec_command(
+        &self,
+        _id: &str,
+        _process_file: &std::path::Path,
+        _pid_file: &std::path::Path,
+        _tty: bool,
+    ) -> Option<std::process::Command> {
+        None
+    }
 }

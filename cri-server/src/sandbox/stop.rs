@@ -34,6 +34,7 @@ impl Runtime {
             Ok(s) => s,
             Err(_) => return Ok(()),
         };
+        self.forget_cpu_sample(&s.id);
         for c in self
             .containers
             .list()

@@ -193,7 +193,11 @@ fn pump_reader<R: AsyncRead + Unpin + Send + 'static>(
     })
 }
 
-async fn run_pipes(id: &str, mut cmd: Command, io: StreamIo) -> Result<i32, RuntimeError> {
+pub(crate) async fn run_pipes(
+    id: &str,
+    mut cmd: Command,
+    io: StreamIo,
+) -> Result<i32, RuntimeError> {
     let piped = |on: bool| if on { Stdio::piped() } else { Stdio::null() };
     cmd.stdin(piped(io.stdin.is_some()))
         .stdout(piped(io.stdout.is_some()))
@@ -263,7 +267,11 @@ fn set_size(fd: impl AsFd, s: TermSize) {
     }
 }
 
-async fn run_tty(id: &str, mut cmd: Command, mut io: StreamIo) -> Result<i32, RuntimeError> {
+pub(crate) async fn run_tty(
+    id: &str,
+    mut cmd: Command,
+    mut io: StreamIo,
+) -> Result<i32, RuntimeError> {
     let (master, slave) = open_pty().map_err(io_err(format!("open a pty for {id}")))?;
     // Apply a size the client already sent before the process starts.
     if let Some(rx) = io.resize.as_mut()

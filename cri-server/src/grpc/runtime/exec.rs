@@ -1,4 +1,5 @@
-//! ExecSync and GetContainerEvents.
+//! ExecSync, the streaming RPCs (Exec/Attach/PortForward: validate, then a streaming URL) and
+//! GetContainerEvents.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -7,7 +8,8 @@ use k8s_cri::v1 as cri;
 use tokio::sync::broadcast::error::RecvError;
 use tonic::{Response, Status};
 
-use crate::container::Runtime;
+use crate::container::{Runtime, State};
+use crate::stream::StreamServer;
 
 use super::R;
 
@@ -66,4 +68,63 @@ pub fn events(rt: &Arc<Runtime>, _req: cri::GetEventsRequest) -> R<EventStream> 
     Ok(Response::new(Box::pin(
         tokio_stream::wrappers::ReceiverStream::new(out),
     )))
+}
+
+/// The container must exist and run to stream into it.
+fn running(rt: &Runtime, id: &str) -> Result<(), Status> {
+    if id.is_empty() {
+        return Err(Status::invalid_argument("container_id: required"));
+    }
+    let c = rt.container(id)?;
+    if c.state != State::Running {
+        return Err(Status::failed_precondition(format!(
+            "container {} is not running (state {:?})",
+            c.id, c.state
+        )));
+    }
+    Ok(())
+}
+
+#[tracing::instrument(name = "Exec", skip_all, fields(id = %req.container_id))]
+pub fn exec(rt: &Runtime, stream: &StreamServer, req: cri::ExecRequest) -> R<cri::ExecResponse> {
+    running(rt, &req.container_id)?;
+    Ok(Response::new(cri::ExecResponse {
+        url: stream.get_exec_url(&req)?,
+    }))
+}
+
+#[tracing::instrument(name = "Attach", skip_all, fields(id = %req.container_id))]
+pub fn attach(
+    rt: &Runtime,
+    stream: &StreamServer,
+    req: cri::AttachRequest,
+) -> R<cri::AttachResponse> {
+    running(rt, &req.container_id)?;
+    Ok(Response::new(cri::AttachResponse {
+        url: stream.get_attach_url(&req)?,
+    }))
+}
+
+#[tracing::instrument(name = "PortForward", skip_all, fields(id = %req.pod_sandbox_id))]
+pub fn port_forward(
+    rt: &Runtime,
+    stream: &StreamServer,
+    req: cri::PortForwardRequest,
+) -> R<cri::PortForwardResponse> {
+    if req.pod_sandbox_id.is_empty() {
+        return Err(Status::invalid_argument("pod_sandbox_id: required"));
+    }
+    let s = rt
+        .sandboxes
+        .get(&req.pod_sandbox_id)
+        .map_err(crate::container::RuntimeError::from)?;
+    if !s.ready {
+        return Err(Status::failed_precondition(format!(
+            "pod sandbox {} is not ready",
+            s.id
+        )));
+    }
+    Ok(Response::new(cri::PortForwardResponse {
+        url: stream.get_portforward_url(&req)?,
+    }))
 }

@@ -1,10 +1,11 @@
 //! The CRI RuntimeService: one `impl` delegating each RPC to its group's file —
 //! [`sandbox`], [`container`], [`status`] (Version/Status/RuntimeConfig/UpdateRuntimeConfig),
-//! [`exec`] (ExecSync, events, streaming stubs) — and the mapping of runtime errors to codes.
+//! [`exec`] (ExecSync, events, Exec/Attach/PortForward URLs), [`stats`] (container and pod stats) — and the mapping of runtime errors to codes.
 
 mod container;
 mod exec;
 mod sandbox;
+mod stats;
 mod status;
 
 use std::sync::Arc;
@@ -14,16 +15,42 @@ use k8s_cri::v1::runtime_service_server::RuntimeService;
 use tonic::{Code, Request, Response, Status};
 
 use crate::container::{Runtime, RuntimeError};
+use crate::stream::StreamServer;
 
 /// RuntimeService backed by a [`Runtime`].
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RuntimeServiceImpl {
     rt: Arc<Runtime>,
+    stream: Option<Arc<StreamServer>>,
+}
+
+impl std::fmt::Debug for RuntimeServiceImpl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RuntimeServiceImpl")
+            .field("rt", &self.rt)
+            .field("stream", &self.stream.as_ref().map(|s| s.local_addr()))
+            .finish()
+    }
 }
 
 impl RuntimeServiceImpl {
+    /// Without a streaming server, Exec/Attach/PortForward answer Unavailable.
     pub fn new(rt: Arc<Runtime>) -> Self {
-        Self { rt }
+        Self { rt, stream: None }
+    }
+
+    /// With the streaming server that serves the URLs Exec/Attach/PortForward return.
+    pub fn with_stream(rt: Arc<Runtime>, stream: Arc<StreamServer>) -> Self {
+        Self {
+            rt,
+            stream: Some(stream),
+        }
+    }
+
+    fn stream(&self) -> Result<&StreamServer, Status> {
+        self.stream
+            .as_deref()
+            .ok_or_else(|| Status::unavailable("the streaming server is not running"))
     }
 }
 
@@ -145,51 +172,41 @@ impl RuntimeService for RuntimeServiceImpl {
     async fn exec_sync(&self, r: Request<cri::ExecSyncRequest>) -> R<cri::ExecSyncResponse> {
         exec::exec_sync(&self.rt, r.into_inner()).await
     }
-    async fn exec(&self, _r: Request<cri::ExecRequest>) -> R<cri::ExecResponse> {
-        Err(Status::unimplemented(
-            "Exec: the streaming server is not available yet",
-        ))
+    async fn exec(&self, r: Request<cri::ExecRequest>) -> R<cri::ExecResponse> {
+        exec::exec(&self.rt, self.stream()?, r.into_inner())
     }
-    async fn attach(&self, _r: Request<cri::AttachRequest>) -> R<cri::AttachResponse> {
-        Err(Status::unimplemented(
-            "Attach: the streaming server is not available yet",
-        ))
+    async fn attach(&self, r: Request<cri::AttachRequest>) -> R<cri::AttachResponse> {
+        exec::attach(&self.rt, self.stream()?, r.into_inner())
     }
     async fn port_forward(
         &self,
-        _r: Request<cri::PortForwardRequest>,
+        r: Request<cri::PortForwardRequest>,
     ) -> R<cri::PortForwardResponse> {
-        Err(Status::unimplemented(
-            "PortForward: the streaming server is not available yet",
-        ))
+        exec::port_forward(&self.rt, self.stream()?, r.into_inner())
     }
     async fn container_stats(
         &self,
-        _r: Request<cri::ContainerStatsRequest>,
+        r: Request<cri::ContainerStatsRequest>,
     ) -> R<cri::ContainerStatsResponse> {
-        Err(Status::unimplemented("ContainerStats: not available yet"))
+        stats::container(&self.rt, r.into_inner()).await
     }
     async fn list_container_stats(
         &self,
-        _r: Request<cri::ListContainerStatsRequest>,
+        r: Request<cri::ListContainerStatsRequest>,
     ) -> R<cri::ListContainerStatsResponse> {
-        Err(Status::unimplemented(
-            "ListContainerStats: not available yet",
-        ))
+        stats::list_containers(&self.rt, r.into_inner()).await
     }
     async fn pod_sandbox_stats(
         &self,
-        _r: Request<cri::PodSandboxStatsRequest>,
+        r: Request<cri::PodSandboxStatsRequest>,
     ) -> R<cri::PodSandboxStatsResponse> {
-        Err(Status::unimplemented("PodSandboxStats: not available yet"))
+        stats::pod(&self.rt, r.into_inner()).await
     }
     async fn list_pod_sandbox_stats(
         &self,
-        _r: Request<cri::ListPodSandboxStatsRequest>,
+        r: Request<cri::ListPodSandboxStatsRequest>,
     ) -> R<cri::ListPodSandboxStatsResponse> {
-        Err(Status::unimplemented(
-            "ListPodSandboxStats: not available yet",
-        ))
+        stats::list_pods(&self.rt, r.into_inner()).await
     }
     async fn update_runtime_config(
         &self,
