@@ -135,6 +135,32 @@ fn crictl_stats_show_cgroup_usage_and_limits() {
     assert!(u64_of(&linux["cpu"]["usageCoreNanoSeconds"]).unwrap() > 0);
     assert!(u64_of(&linux["memory"]["workingSetBytes"]).unwrap() > 0);
     assert_eq!(linux["containers"][0]["attributes"]["id"], ctr.as_str());
+    // cAdvisor-named metrics with the same figures.
+    let descs = ok(&srv, &["metricdescs", "-o", "json"]);
+    assert!(
+        descs.contains("container_cpu_usage_seconds_total")
+            && descs.contains("container_memory_working_set_bytes"),
+        "{descs}"
+    );
+    let metrics: serde_json::Value =
+        serde_json::from_str(&ok(&srv, &["metricsp", "-o", "json"])).unwrap();
+    let pm = metrics["podMetrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["podSandboxId"] == pod.as_str())
+        .unwrap_or_else(|| panic!("{metrics}"))
+        .clone();
+    let cm = &pm["containerMetrics"][0];
+    assert_eq!(cm["containerId"], ctr.as_str(), "{pm}");
+    let ws = cm["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "container_memory_working_set_bytes")
+        .unwrap_or_else(|| panic!("{pm}"));
+    assert_eq!(ws["labelValues"][0], "busy", "{ws}");
+    assert!(u64_of(&ws["value"]).unwrap() > 0, "{ws}");
     // An unknown id is a clear error.
     let out = srv.crictl(&["stats", "--id", "no-such-ctr", "-o", "json"]);
     let text = String::from_utf8_lossy(&out.stdout);

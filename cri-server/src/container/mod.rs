@@ -11,6 +11,7 @@ pub mod error;
 pub mod exec;
 pub mod imagecfg;
 pub mod lifecycle;
+pub mod metrics;
 pub mod propagation;
 pub mod record;
 pub mod runtime;

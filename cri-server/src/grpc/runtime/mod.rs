@@ -236,17 +236,15 @@ impl RuntimeService for RuntimeServiceImpl {
         &self,
         _r: Request<cri::ListMetricDescriptorsRequest>,
     ) -> R<cri::ListMetricDescriptorsResponse> {
-        Err(Status::unimplemented(
-            "ListMetricDescriptors: not available yet",
-        ))
+        Ok(Response::new(cri::ListMetricDescriptorsResponse {
+            descriptors: crate::container::metrics::descriptors(),
+        }))
     }
     async fn list_pod_sandbox_metrics(
         &self,
         _r: Request<cri::ListPodSandboxMetricsRequest>,
     ) -> R<cri::ListPodSandboxMetricsResponse> {
-        Err(Status::unimplemented(
-            "ListPodSandboxMetrics: not available yet",
-        ))
+        stats::pod_metrics(&self.rt).await
     }
     async fn runtime_config(
         &self,

@@ -1,4 +1,5 @@
-//! ContainerStats, ListContainerStats, PodSandboxStats and ListPodSandboxStats: the figures
+//! ContainerStats, ListContainerStats, PodSandboxStats, ListPodSandboxStats and
+//! ListPodSandboxMetrics: the figures
 //! are read on a blocking thread (cgroup files, a walk of each writable layer).
 
 use std::sync::Arc;
@@ -73,4 +74,12 @@ pub async fn list_pods(
     })
     .await?;
     Ok(Response::new(cri::ListPodSandboxStatsResponse { stats }))
+}
+
+#[tracing::instrument(name = "ListPodSandboxMetrics", skip_all)]
+pub async fn pod_metrics(rt: &Arc<Runtime>) -> R<cri::ListPodSandboxMetricsResponse> {
+    let pod_metrics = blocking(rt, |rt| Ok(rt.pod_sandbox_metrics())).await?;
+    Ok(Response::new(cri::ListPodSandboxMetricsResponse {
+        pod_metrics,
+    }))
 }
