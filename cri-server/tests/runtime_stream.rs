@@ -160,6 +160,20 @@ fn exec_streams(handler: &str) {
         "{out:?}\n{}",
         srv.log()
     );
+    // The client's terminal size reaches the process's terminal.
+    let line = crictl_line(
+        &srv,
+        &["exec", "-it", &ctr, "sh", "-c", "sleep 1; stty size"],
+    );
+    let out = sh_with_input(
+        &format!("script -qec \"stty cols 123 rows 45; {line}\" /dev/null"),
+        b"",
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("45 123"),
+        "{out:?}\n{}",
+        srv.log()
+    );
     // No exec'd process is left behind.
     let procs = ok(&srv, &["exec", "-s", &ctr, "ps", "-o", "args"]);
     assert!(!procs.contains("cat") && !procs.contains("6*7"), "{procs}");
@@ -206,7 +220,7 @@ fn crictl_attach_to_a_tty_container() {
     let line = crictl_line(&srv, &["attach", "-i", "-t", &ctr]);
     let out = sh_with_input(
         &format!(
-            "(sleep 1; echo 'echo $((6*7))'; sleep 1; echo exit) | script -qec \"{line}\" /dev/null"
+            "(sleep 1; echo 'echo $((6*7))'; echo 'stty size'; sleep 1; echo exit) | script -qec \"stty cols 101 rows 33; {line}\" /dev/null"
         ),
         b"",
     );
@@ -214,6 +228,11 @@ fn crictl_attach_to_a_tty_container() {
         String::from_utf8_lossy(&out.stdout).contains("42"),
         "{out:?}\n{}",
         srv.log()
+    );
+    // The attached terminal's size reached the container's terminal (through the monitor).
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("33 101"),
+        "{out:?}"
     );
     // `exit` ended the shell: the container exited.
     assert!(runtime_support::wait_until(10, || {
