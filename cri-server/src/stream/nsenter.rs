@@ -202,9 +202,10 @@ pub(crate) async fn run_pipes(
     cmd.stdin(piped(io.stdin.is_some()))
         .stdout(piped(io.stdout.is_some()))
         .stderr(piped(io.stderr.is_some()));
+    let program = cmd.as_std().get_program().to_string_lossy().into_owned();
     let mut child = cmd
         .spawn()
-        .map_err(io_err(format!("spawn nsenter for {id}")))?;
+        .map_err(io_err(format!("spawn {program} for {id}")))?;
     let mut group = KillGroup(child.id().map(|p| p as i32));
     let mut tasks = Tasks(Vec::new());
     let mut outputs = Vec::new();
@@ -283,10 +284,11 @@ pub(crate) async fn run_tty(
     cmd.stdin(dup(&slave).map_err(io_err("dup pty".into()))?)
         .stdout(dup(&slave).map_err(io_err("dup pty".into()))?)
         .stderr(dup(&slave).map_err(io_err("dup pty".into()))?);
+    let program = cmd.as_std().get_program().to_string_lossy().into_owned();
     let spawned = cmd.spawn();
     drop(cmd);
     drop(slave);
-    let mut child = spawned.map_err(io_err(format!("spawn setsid/nsenter for {id}")))?;
+    let mut child = spawned.map_err(io_err(format!("spawn {program} for {id}")))?;
     let mut group = KillGroup(child.id().map(|p| p as i32));
     let dup_master = || master.try_clone().map_err(io_err("dup pty master".into()));
     let mut tasks = Tasks(Vec::new());
