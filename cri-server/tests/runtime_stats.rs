@@ -103,11 +103,6 @@ fn crictl_stats_show_cgroup_usage_and_limits() {
     assert_eq!(stats["attributes"]["id"], ctr.as_str());
     assert_eq!(stats["attributes"]["labels"]["app"], "busy");
     assert!(u64_of(&stats["cpu"]["usageCoreNanoSeconds"]).unwrap() > 0);
-    // The quota holds the busy loop to about half a core.
-    assert!(
-        u64_of(&stats["cpu"]["usageNanoCores"]).unwrap() < 800_000_000,
-        "{stats}"
-    );
     let ws = u64_of(&stats["memory"]["workingSetBytes"]).unwrap();
     assert!(ws > 0, "{stats}");
     let avail = u64_of(&stats["memory"]["availableBytes"]).unwrap();
