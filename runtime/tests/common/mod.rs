@@ -132,7 +132,11 @@ impl Rt {
 
     /// A container id unique across concurrently running tests (cgroup paths are global).
     pub fn id(&self, name: &str) -> String {
-        let id = format!("{name}-{}-{}", std::process::id(), self.ids.borrow().len());
+        // Unique across every test of the binary: tests run in parallel and the default cgroup
+        // path (`/<id>`) is shared by all state roots, so ids must never repeat.
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let id = format!("{name}-{}-{n}", std::process::id());
         self.ids.borrow_mut().push(id.clone());
         id
     }
