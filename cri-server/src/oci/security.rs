@@ -8,68 +8,10 @@ use serde_json::{Value, json};
 
 use super::OciError;
 
-/// Capability names by number (linux/capability.h).
-pub const CAP_NAMES: &[&str] = &[
-    "CHOWN",
-    "DAC_OVERRIDE",
-    "DAC_READ_SEARCH",
-    "FOWNER",
-    "FSETID",
-    "KILL",
-    "SETGID",
-    "SETUID",
-    "SETPCAP",
-    "LINUX_IMMUTABLE",
-    "NET_BIND_SERVICE",
-    "NET_BROADCAST",
-    "NET_ADMIN",
-    "NET_RAW",
-    "IPC_LOCK",
-    "IPC_OWNER",
-    "SYS_MODULE",
-    "SYS_RAWIO",
-    "SYS_CHROOT",
-    "SYS_PTRACE",
-    "SYS_PACCT",
-    "SYS_ADMIN",
-    "SYS_BOOT",
-    "SYS_NICE",
-    "SYS_RESOURCE",
-    "SYS_TIME",
-    "SYS_TTY_CONFIG",
-    "MKNOD",
-    "LEASE",
-    "AUDIT_WRITE",
-    "AUDIT_CONTROL",
-    "SETFCAP",
-    "MAC_OVERRIDE",
-    "MAC_ADMIN",
-    "SYSLOG",
-    "WAKE_ALARM",
-    "BLOCK_SUSPEND",
-    "AUDIT_READ",
-    "PERFMON",
-    "BPF",
-    "CHECKPOINT_RESTORE",
-];
-
-/// containerd's default capability set.
-pub const DEFAULT_CAPS: &[&str] = &[
-    "CHOWN",
-    "DAC_OVERRIDE",
-    "FSETID",
-    "FOWNER",
-    "MKNOD",
-    "NET_RAW",
-    "SETGID",
-    "SETUID",
-    "SETFCAP",
-    "SETPCAP",
-    "NET_BIND_SERVICE",
-    "SYS_CHROOT",
-    "KILL",
-    "AUDIT_WRITE",
-];
+// Capability tables are kina-runtime's: one list of names by number, one of containerd's defaults.
+use kina_runtime::process::capabilities::{
+    CAPABILITY_NAMES as CAP_NAMES, CONTAINERD_DEFAULT_CAPABILITIES as DEFAULT_CAPS,
+};
 
 fn status_mask(field: &str) -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -84,7 +26,7 @@ pub fn bounding_set() -> Vec<String> {
         .iter()
         .enumerate()
         .filter(|(i, _)| mask & (1u64 << i) != 0)
-        .map(|(_, n)| format!("CAP_{n}"))
+        .map(|(_, n)| n.to_string())
         .collect()
 }
 
@@ -107,17 +49,17 @@ pub fn capabilities(
 ) -> Result<Vec<String>, OciError> {
     for n in add.iter().chain(drop) {
         let n = normalize(n);
-        if n != "CAP_ALL" && !CAP_NAMES.iter().any(|c| format!("CAP_{c}") == n) {
+        if n != "CAP_ALL" && !CAP_NAMES.contains(&n.as_str()) {
             return Err(OciError::InvalidSpec(format!(
                 "linux.security_context.capabilities: unknown capability {n:?}"
             )));
         }
     }
-    let all = || CAP_NAMES.iter().map(|c| format!("CAP_{c}")).collect();
+    let all = || CAP_NAMES.iter().map(|c| c.to_string()).collect();
     let mut caps: Vec<String> = if privileged {
         all()
     } else {
-        DEFAULT_CAPS.iter().map(|c| format!("CAP_{c}")).collect()
+        DEFAULT_CAPS.iter().map(|c| c.to_string()).collect()
     };
     if !privileged {
         if add.iter().any(|a| normalize(a) == "CAP_ALL") {
@@ -287,7 +229,7 @@ mod tests {
     #[test]
     fn add_drop_all_and_bounding() {
         let bnd = bounding_set();
-        let full: Vec<String> = CAP_NAMES.iter().map(|c| format!("CAP_{c}")).collect();
+        let full: Vec<String> = CAP_NAMES.iter().map(|c| c.to_string()).collect();
         let c = capabilities(false, &s(&["NET_ADMIN"]), &s(&["KILL"]), &full).unwrap();
         assert!(c.contains(&"CAP_NET_ADMIN".into()) && !c.contains(&"CAP_KILL".into()));
         let c = capabilities(false, &s(&["CAP_NET_BIND_SERVICE"]), &s(&["ALL"]), &full).unwrap();
