@@ -208,3 +208,56 @@ fn bad_archives_are_clear_errors() {
     ));
     assert!(m.list().is_empty());
 }
+
+#[test]
+fn imports_oci_layout_directory_and_rejects_a_tampered_blob() {
+    let tmp = tempfile::tempdir().unwrap();
+    let img = images::image(
+        &[(
+            LayerBuilder::new().file("hello", b"layout").finish(),
+            Comp::Gzip,
+        )],
+        "amd64",
+        "",
+    );
+    let layout = tmp.path().join("layout");
+    std::fs::create_dir_all(layout.join("blobs/sha256")).unwrap();
+    for (name, data) in blob_files(&img) {
+        std::fs::write(layout.join(name), data).unwrap();
+    }
+    std::fs::write(
+        layout.join("oci-layout"),
+        br#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .unwrap();
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "manifests": [{"mediaType": img.manifest.media_type, "digest": img.manifest.digest,
+                       "size": img.manifest.data.len(),
+                       "annotations": {"io.containerd.image.name": "kina.local/layout:v1"}}]
+    });
+    std::fs::write(layout.join("index.json"), index.to_string()).unwrap();
+
+    let m = support::manager(&tmp.path().join("root"), &tmp.path().join("certs.d"), None);
+    let imported = m.import_archive_blocking(&layout).unwrap();
+    assert_eq!(imported[0].0, vec!["kina.local/layout:v1".to_owned()]);
+    assert_eq!(imported[0].1.id.to_string(), img.config.digest);
+    m.resolve("kina.local/layout:v1").unwrap();
+    // Importing again is a no-op that gives the same image.
+    let again = m.import_archive_blocking(&layout).unwrap();
+    assert_eq!(again[0].1.id, imported[0].1.id);
+
+    // A blob whose content does not match its name is refused by a fresh store.
+    let layer = &img.layers[0].digest[7..];
+    std::fs::write(layout.join("blobs/sha256").join(layer), b"tampered").unwrap();
+    let fresh = support::manager(&tmp.path().join("fresh"), &tmp.path().join("certs.d"), None);
+    let e = fresh.import_archive_blocking(&layout).unwrap_err().to_string();
+    assert!(e.contains(layer) || e.contains("digest"), "{e}");
+
+    // Something that is not a layout is a clear error.
+    let e = fresh
+        .import_archive_blocking(tmp.path())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("not an OCI image layout"), "{e}");
+}

@@ -63,7 +63,11 @@ impl ImageManager {
     }
 
     /// [`Self::import_archive`] on the calling thread: never call it from async code.
+    /// A directory is taken as an OCI image layout (see [`Self::import_layout_blocking`]).
     pub fn import_archive_blocking(&self, path: &Path) -> Result<Vec<(Vec<String>, ImageRecord)>> {
+        if path.is_dir() {
+            return self.import_layout_blocking(path);
+        }
         let _gc = self.inner.gc_lock.blocking_read();
         let _xgc = self.inner.gc_shared_blocking()?;
         let content = self.inner.content.clone();
@@ -125,6 +129,54 @@ impl ImageManager {
                 "neither index.json (OCI layout) nor manifest.json (docker save) found",
             ))
         }
+    }
+
+    /// Imports every image of an OCI image-layout directory (`oci-layout`, `index.json`,
+    /// `blobs/sha256/…`), verifying each blob against its file name, on the calling thread.
+    pub fn import_layout_blocking(&self, dir: &Path) -> Result<Vec<(Vec<String>, ImageRecord)>> {
+        let _gc = self.inner.gc_lock.blocking_read();
+        let _xgc = self.inner.gc_shared_blocking()?;
+        let content = self.inner.content.clone();
+        let index_path = dir.join("index.json");
+        if !dir.join("oci-layout").is_file() || !index_path.is_file() {
+            return Err(arch_err(
+                dir,
+                "not an OCI image layout (oci-layout or index.json missing)",
+            ));
+        }
+        let blobs = dir.join("blobs/sha256");
+        let entries = std::fs::read_dir(&blobs).map_err(Error::io("read", &blobs))?;
+        for entry in entries {
+            let entry = entry.map_err(Error::io("read", &blobs))?;
+            let file = entry.path();
+            let meta = std::fs::symlink_metadata(&file).map_err(Error::io("stat", &file))?;
+            if !meta.is_file() {
+                return Err(arch_err(
+                    dir,
+                    format!("{} is not a regular file", file.display()),
+                ));
+            }
+            let name = entry.file_name();
+            let digest = Digest::parse(&format!("sha256:{}", name.to_string_lossy()))
+                .map_err(|e| arch_err(dir, format!("{}: {e}", file.display())))?;
+            if content.size(&digest) == Some(meta.len()) {
+                continue;
+            }
+            let mut w = content.ingest(Expected {
+                digest: Some(digest),
+                size: Some(meta.len()),
+                context: format!("{}", file.display()),
+            })?;
+            let mut f = File::open(&file).map_err(Error::io("open", &file))?;
+            std::io::copy(&mut f, &mut w).map_err(Error::io("read", &file))?;
+            w.commit()?;
+        }
+        let meta = std::fs::metadata(&index_path).map_err(Error::io("stat", &index_path))?;
+        if meta.len() > MAX_JSON {
+            return Err(arch_err(dir, "index.json is too large"));
+        }
+        let idx = std::fs::read(&index_path).map_err(Error::io("read", &index_path))?;
+        self.import_oci(dir, &idx)
     }
 
     fn import_docker(
