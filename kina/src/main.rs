@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use kina::cli::{self, Cli, Env};
-use kina::provider::store::StoreProvider;
+use kina::provider::native::NativeProvider;
 use kina::state::StateStore;
 use kina::status::Status;
 use tracing_subscriber::EnvFilter;
@@ -36,7 +36,7 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<()> {
     let store = StateStore::from_env();
     let env = Env {
-        provider: Box::new(StoreProvider::new(store.clone())),
+        provider: Box::new(NativeProvider::from_store(store.clone())),
         store,
         status: Status::stderr(cli.quiet),
     };

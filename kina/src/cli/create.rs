@@ -170,6 +170,8 @@ fn create_cluster(args: CreateClusterArgs, env: &Env) -> Result<(), CliError> {
             .map_err(CliError::provider(CMD))?;
     }
     let plan = plan(cluster);
+    let mut planned: Vec<String> = plan.nodes.iter().map(|n| n.name.clone()).collect();
+    planned.extend(plan.load_balancer.iter().map(|lb| lb.name.clone()));
     let mut created: Vec<Box<dyn Node>> = Vec::new();
     let prepared = env.status.step("Preparing nodes 📦", || {
         created = env.provider.create_nodes(&plan.nodes)?;
@@ -185,7 +187,7 @@ fn create_cluster(args: CreateClusterArgs, env: &Env) -> Result<(), CliError> {
         Ok(())
     });
     if let Err(e) = prepared {
-        cleanup(env, name, &created, args.retain);
+        cleanup(env, name, &planned, args.retain);
         return Err(CliError::provider(CMD)(e));
     }
 
@@ -198,25 +200,22 @@ fn create_cluster(args: CreateClusterArgs, env: &Env) -> Result<(), CliError> {
         ))
     });
     if let Err(e) = result {
-        cleanup(env, name, &created, args.retain);
+        cleanup(env, name, &planned, args.retain);
         return Err(e);
     }
     Ok(())
 }
 
-/// Remove what a failed create made, unless `--retain` asks to keep it for debugging.
-fn cleanup(env: &Env, cluster: &str, created: &[Box<dyn Node>], retain: bool) {
-    if created.is_empty() {
-        return;
-    }
+/// Remove what a failed create made (every planned node: deleting one that was never made
+/// is a no-op), unless `--retain` asks to keep it for debugging.
+fn cleanup(env: &Env, cluster: &str, planned: &[String], retain: bool) {
     if retain {
         env.status.line(&format!(
             "Retaining the nodes of cluster {cluster:?} for debugging (--retain)"
         ));
         return;
     }
-    let names: Vec<String> = created.iter().map(|n| n.name().to_string()).collect();
-    if let Err(e) = env.provider.delete_nodes(cluster, &names) {
+    if let Err(e) = env.provider.delete_nodes(cluster, planned) {
         tracing::error!("{CMD}: removing the nodes of the failed cluster: {e}");
     }
 }

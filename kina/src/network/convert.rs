@@ -30,6 +30,16 @@ impl From<config::Protocol> for Protocol {
     }
 }
 
+impl From<Protocol> for config::Protocol {
+    fn from(protocol: Protocol) -> Self {
+        match protocol {
+            Protocol::Tcp => Self::Tcp,
+            Protocol::Udp => Self::Udp,
+            Protocol::Sctp => Self::Sctp,
+        }
+    }
+}
+
 /// A config host port: 0 and -1 (let the backend pick) both mean "pick a free port".
 fn host_port(value: i32) -> Result<u16, String> {
     match value {

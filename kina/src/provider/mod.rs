@@ -7,6 +7,7 @@
 //! the commands. [`store::StoreProvider`] is the provider of builds without node
 //! machinery: it knows clusters from the state store and refuses what needs a runtime.
 
+pub mod native;
 pub mod store;
 
 use std::collections::BTreeMap;
@@ -39,8 +40,11 @@ pub enum ProviderError {
         /// Why it cannot be used.
         error: std::io::Error,
     },
+    /// The native provider failed (runtime, images, networking).
+    #[error(transparent)]
+    Native(Box<native::NativeError>),
     /// The node runtime failed.
-    #[error("node {node}: {message}")]
+    #[error("{message}")]
     Node {
         /// The node.
         node: String,
@@ -157,7 +161,8 @@ pub trait Node: fmt::Debug + Send + Sync {
 pub trait Provider: Send + Sync {
     /// Make `image` available to create nodes from.
     fn ensure_image(&self, image: &str) -> Result<(), ProviderError>;
-    /// Create and start node containers; on error, the ones created so far are removed.
+    /// Create and start node containers. On error, what was made so far stays recorded
+    /// for the caller to delete (or keep, with `--retain`).
     fn create_nodes(&self, specs: &[NodeSpec]) -> Result<Vec<Box<dyn Node>>, ProviderError>;
     /// Create and start the API server load balancer, forwarding to the control planes.
     fn create_load_balancer(
