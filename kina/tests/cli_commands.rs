@@ -288,7 +288,7 @@ fn delete_cluster_removes_store_entries_and_kubeconfig_context() {
 }
 
 #[test]
-fn commands_needing_node_machinery_fail_clearly() {
+fn commands_on_nodes_that_do_not_run_fail_clearly() {
     let s = Sandbox::new();
     s.add_cluster("beta", 0);
     let archive = s.dir.path().join("image.tar");
@@ -301,10 +301,9 @@ fn commands_needing_node_machinery_fail_clearly() {
         "beta",
     ]);
     assert!(!o.status.success());
+    // The record names a node whose container does not exist.
     assert!(
-        stderr(&o).contains(
-            "kina load image-archive: the native node provider is not available in this build"
-        ),
+        stderr(&o).contains("kina load image-archive: node beta-control-plane"),
         "{}",
         stderr(&o)
     );
@@ -338,7 +337,8 @@ fn commands_needing_node_machinery_fail_clearly() {
         .output()
         .unwrap();
     assert!(
-        stderr(&o).contains("kina export logs: the native node provider is not available"),
+        stderr(&o).contains("kina export logs: node beta-control-plane")
+            && stderr(&o).contains("not running"),
         "{}",
         stderr(&o)
     );
@@ -383,7 +383,7 @@ fn commands_needing_node_machinery_fail_clearly() {
 }
 
 #[test]
-fn create_cluster_without_node_provider_fails_before_creating_anything() {
+fn create_cluster_without_the_node_image_fails_before_creating_anything() {
     let s = Sandbox::new();
     let o = s.run(&["create", "cluster", "--name", "demo"]);
     assert!(!o.status.success());
@@ -394,9 +394,8 @@ fn create_cluster_without_node_provider_fails_before_creating_anything() {
         "{err}"
     );
     assert!(
-        err.contains(
-            "kina create cluster: the native node provider is not available in this build"
-        ),
+        err.contains("kina create cluster: node image \"kina/node:v1.36.2\" is not in kina's image store")
+            && err.contains("kina build node-image"),
         "{err}"
     );
     assert!(
@@ -460,8 +459,8 @@ fn create_cluster_wait_takes_go_durations() {
     for ok in ["0", "30s", "5m", "1m30s"] {
         let o = s.run(&["-q", "create", "cluster", "--wait", ok]);
         let err = stderr(&o);
-        // parsing succeeds; creation then needs the node provider
-        assert!(err.contains("native node provider"), "{ok}: {err}");
+        // parsing succeeds; creation then needs the node image
+        assert!(err.contains("is not in kina's image store"), "{ok}: {err}");
         assert!(
             !err.contains("Creating cluster"),
             "-q printed status: {err}"

@@ -32,7 +32,7 @@ fn terminal_shows_a_spinner_then_the_result_line() {
         "{out:?}"
     );
     assert!(
-        out.contains("ERROR: kina create cluster: the native node provider is not available"),
+        out.contains("ERROR: kina create cluster: node image \"kina/node:v1.36.2\" is not in kina's image store"),
         "{out:?}"
     );
 }

@@ -38,9 +38,10 @@ pub struct NodeImageArgs {
     /// Name:tag of the resulting image.
     #[arg(long, default_value = "kina/node:latest")]
     pub image: String,
-    /// OCI layout directory to write, or a `.tar` file for an oci-archive.
+    /// OCI layout directory to write, or a `.tar` file for an oci-archive [default: store
+    /// the image in kina's image store, where `kina create cluster` finds it by name].
     #[arg(long)]
-    pub output: PathBuf,
+    pub output: Option<PathBuf>,
     /// The cri-server binary to install [default: `cri-server` next to kina].
     #[arg(long)]
     pub cri_server: Option<PathBuf>,
@@ -122,12 +123,17 @@ pub fn run(what: Build, env: &Env) -> Result<(), CliError> {
                 "no cri-server binary next to kina; pass --cri-server PATH",
             )
         })?;
+    // Without --output the image is written next to the store, imported, then dropped.
+    let staging = env
+        .store
+        .root()
+        .join(format!("images/.build-{}", std::process::id()));
     let opts = BuildOptions {
         image: a.image,
         kube,
         cri_server,
         crictl: a.crictl,
-        output: a.output,
+        output: a.output.clone().unwrap_or_else(|| staging.clone()),
         suite: a.suite,
         cache_dir: a.cache_dir,
         mirror: a.mirror,
@@ -146,12 +152,26 @@ pub fn run(what: Build, env: &Env) -> Result<(), CliError> {
         command: CMD,
         error,
     })?;
+    if a.output.is_some() {
+        env.status.line(&format!(
+            "Image {} ({}, Kubernetes {}) written to {}",
+            built.reference,
+            built.digest,
+            built.kube_version,
+            built.output.display()
+        ));
+        return Ok(());
+    }
+    let stored = crate::provider::native::NodeImages::open(&env.store.root().join("images"))
+        .and_then(|images| images.import(&staging));
+    let _ = std::fs::remove_dir_all(&staging);
+    stored.map_err(|e| CliError::request(CMD, e.to_string()))?;
     env.status.line(&format!(
-        "Image {} ({}, Kubernetes {}) written to {}",
+        "Image {} ({}, Kubernetes {}) stored in {}",
         built.reference,
         built.digest,
         built.kube_version,
-        built.output.display()
+        env.store.root().join("images").display()
     ));
     Ok(())
 }

@@ -36,6 +36,16 @@ const COMMANDS: &[(&str, &[&str])] = &[
 
 /// Writes the logs of `node` into `out` (created).
 pub fn collect(node: &NativeNode, runtime: &RuntimeCli, out: &Path) -> Result<(), NativeError> {
+    let state = runtime.state(node.name())?;
+    if !state.as_ref().is_some_and(|s| s.status == "running") {
+        return Err(NativeError::NotReady {
+            node: node.name().to_string(),
+            message: format!(
+                "not running (container {}); delete and re-create the cluster",
+                state.map(|s| s.status).unwrap_or_else(|| "missing".into())
+            ),
+        });
+    }
     std::fs::create_dir_all(out).map_err(|e| NativeError::io("create", out, e))?;
     let mut failures = Vec::new();
     for (file, argv) in COMMANDS {
@@ -63,7 +73,7 @@ pub fn collect(node: &NativeNode, runtime: &RuntimeCli, out: &Path) -> Result<()
             std::fs::copy(&src, &dst).map_err(|e| NativeError::io("copy", &src, e))?;
         }
     }
-    if let Some(state) = runtime.state(node.name())? {
+    if let Some(state) = state {
         let path = out.join("state.txt");
         std::fs::write(
             &path,

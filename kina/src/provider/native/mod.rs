@@ -157,6 +157,9 @@ impl Provider for NativeProvider {
     }
 
     fn delete_nodes(&self, cluster: &str, nodes: &[String]) -> Result<(), ProviderError> {
+        if !self.state_dir().exists() {
+            return Ok(()); // nothing was ever made; do not create the state dir
+        }
         lifecycle::delete(&self.ctx()?, cluster, nodes)?;
         Ok(())
     }
