@@ -1,10 +1,11 @@
 //! OCI runtimes: the [`RuntimeBackend`] seam (create/start/kill/delete/state/exec/update), its
 //! implementation over a runc-compatible CLI with every container started through cri-monitor
-//! ([`cli`]), the monitor's exit file ([`exit`]) and OCI spec generation from CRI requests
-//! ([`spec`]).
+//! ([`cli`]), the monitor's exit file ([`exit`]), OCI spec generation from CRI requests
+//! ([`spec`]) and what the host's cgroups can enforce ([`host`]).
 
 pub mod cli;
 pub mod exit;
+pub mod host;
 pub mod security;
 pub mod spec;
 

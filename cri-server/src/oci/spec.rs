@@ -118,7 +118,9 @@ pub fn resources(r: Option<&cri::LinuxContainerResources>) -> Value {
             out["memory"]["swap"] = json!(r.memory_swap_limit_in_bytes);
         }
     }
-    if !r.hugepage_limits.is_empty() {
+    // The kubelet sends a limit per page size the kernel has; without a hugetlb controller
+    // no runtime can apply them (runc: "cannot set hugetlb limit").
+    if !r.hugepage_limits.is_empty() && super::host::hugetlb_available() {
         out["hugepageLimits"] = r
             .hugepage_limits
             .iter()

@@ -57,21 +57,30 @@ pub fn status(rt: &Arc<Runtime>, req: cri::StatusRequest) -> R<cri::StatusRespon
     Ok(Response::new(cri::StatusResponse {
         status: Some(cri::RuntimeStatus { conditions }),
         info,
-        runtime_handlers: rt
-            .handler_names()
-            .into_iter()
-            .map(|name| cri::RuntimeHandler {
-                name,
-                features: Some(cri::RuntimeHandlerFeatures {
-                    recursive_read_only_mounts: false,
-                    user_namespaces: false,
-                }),
-            })
-            .collect(),
+        runtime_handlers: runtime_handlers(rt),
         features: Some(cri::RuntimeFeatures {
             supplemental_groups_policy: false,
         }),
     }))
+}
+
+/// Every configured handler, and the default one again under the empty name: the kubelet looks
+/// up `""` for pods without a RuntimeClass (as containerd reports it).
+fn runtime_handlers(rt: &Runtime) -> Vec<cri::RuntimeHandler> {
+    let default = rt.config.default_runtime_handler.as_str();
+    let names = rt.handler_names();
+    let with_default = names.iter().any(|n| n == default).then(String::new);
+    names
+        .into_iter()
+        .chain(with_default)
+        .map(|name| cri::RuntimeHandler {
+            name,
+            features: Some(cri::RuntimeHandlerFeatures {
+                recursive_read_only_mounts: false,
+                user_namespaces: false,
+            }),
+        })
+        .collect()
 }
 
 #[tracing::instrument(name = "RuntimeConfig", skip_all)]

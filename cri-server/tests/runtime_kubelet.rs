@@ -1,0 +1,126 @@
+//! What the kubelet relies on beyond plain CRI semantics: the runtime handler list of Status
+//! (with the default handler under the empty name), RuntimeConfig's cgroup driver, and
+//! containers created with the resources the kubelet really sends.
+
+mod runtime_support;
+
+use k8s_cri::v1 as cri;
+use runtime_support::server::{self, Options, Server};
+
+fn opts(dir: &std::path::Path) -> Options {
+    Options {
+        handler: runtime_support::handler(),
+        cni_conf_dir: dir.join("no-cni"),
+    }
+}
+
+/// The kubelet looks up the pod's handler (`""` without a RuntimeClass) in Status's handler
+/// list and logs "Unknown runtime handler" for every pod when it is missing.
+#[tokio::test(flavor = "multi_thread")]
+async fn status_lists_the_default_handler_under_the_empty_name() {
+    let tmp = tempfile::tempdir().unwrap();
+    let srv = Server::spawn(tmp.path(), opts(tmp.path()));
+    let mut c = srv.client().await;
+    let st = c
+        .status(cri::StatusRequest { verbose: false })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut names: Vec<&str> = st
+        .runtime_handlers
+        .iter()
+        .map(|h| h.name.as_str())
+        .collect();
+    names.sort_unstable();
+    assert_eq!(names, ["", "kina", "runc"]);
+    assert!(st.runtime_handlers.iter().all(|h| h.features.is_some()));
+    let cfg = c
+        .runtime_config(cri::RuntimeConfigRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        cfg.linux.unwrap().cgroup_driver,
+        cri::CgroupDriver::Cgroupfs as i32
+    );
+}
+
+/// The kubelet's page-size names for the sizes the kernel offers (`hugepages-2048kB` → `2MB`).
+fn kernel_hugepage_sizes() -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/sys/kernel/mm/hugepages")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(kb) = name
+            .strip_prefix("hugepages-")
+            .and_then(|s| s.strip_suffix("kB"))
+            .and_then(|s| s.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        out.push(match kb {
+            kb if kb >= 1 << 20 => format!("{}GB", kb >> 20),
+            kb if kb >= 1 << 10 => format!("{}MB", kb >> 10),
+            kb => format!("{kb}KB"),
+        });
+    }
+    if out.is_empty() {
+        out.push("2MB".into());
+    }
+    out
+}
+
+/// The kubelet sends a hugepage limit for every page size; a host without a usable hugetlb
+/// controller (this hybrid host has hugetlb only on the cgroup2 mount) must still run the pod.
+#[tokio::test(flavor = "multi_thread")]
+async fn hugepage_limits_as_the_kubelet_sends_them_start() {
+    let tmp = tempfile::tempdir().unwrap();
+    let srv = Server::start(tmp.path(), opts(tmp.path()));
+    let mut c = srv.client().await;
+    let cfg = server::host_network(server::pod_config("huge", &tmp.path().join("logs")));
+    let pod = c
+        .run_pod_sandbox(cri::RunPodSandboxRequest {
+            config: Some(cfg.clone()),
+            runtime_handler: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .pod_sandbox_id;
+    let mut cc = server::container_config("h", "exit 0");
+    cc.linux = Some(cri::LinuxContainerConfig {
+        resources: Some(cri::LinuxContainerResources {
+            cpu_shares: 2,
+            hugepage_limits: kernel_hugepage_sizes()
+                .into_iter()
+                .map(|page_size| cri::HugepageLimit {
+                    page_size,
+                    limit: 0,
+                })
+                .collect(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    let id = c
+        .create_container(cri::CreateContainerRequest {
+            pod_sandbox_id: pod.clone(),
+            config: Some(cc),
+            sandbox_config: Some(cfg),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("CreateContainer: {e}\n{}", srv.log()))
+        .into_inner()
+        .container_id;
+    c.start_container(cri::StartContainerRequest {
+        container_id: id.clone(),
+    })
+    .await
+    .unwrap_or_else(|e| panic!("StartContainer: {e}\n{}", srv.log()));
+    let st = server::wait_exited(&mut c, &id, 20).await;
+    assert_eq!((st.exit_code, st.reason.as_str()), (0, "Completed"));
+    server::remove_pod(&mut c, &pod).await;
+}
