@@ -2,6 +2,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod kubeadm;
 pub mod kubeconfig;
 pub mod network;
 pub mod node_image;
