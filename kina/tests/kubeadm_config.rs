@@ -235,10 +235,11 @@ fn kind_style_patches_still_validate() {
     validate("kind-patches-worker", &out.config);
 }
 
-/// Runs `kubeadm init phase <phase> --dry-run` on a config whose patches directory holds
-/// kina's etcd patches, and returns the static pods kubeadm would write.
-fn dry_run(name: &str, data: &ConfigData, phase: &[&str]) -> BTreeMap<String, Value> {
-    let dir = scratch(&format!("dry-run-{name}"));
+/// Writes the node's config into a scratch directory, with kina's etcd patches in a
+/// `patches` directory beside it (in a node they live in /kina/kubeadm-patches); returns the
+/// config file and an empty directory for kubeadm's dry-run output.
+fn prepare(name: &str, data: &ConfigData) -> (PathBuf, PathBuf) {
+    let dir = scratch(name);
     let patches = dir.join("patches");
     let out_dir = dir.join("out");
     fs::create_dir_all(&patches).unwrap();
@@ -247,7 +248,6 @@ fn dry_run(name: &str, data: &ConfigData, phase: &[&str]) -> BTreeMap<String, Va
     for (file, content) in kubeadm::etcd::patches(&tag).unwrap() {
         fs::write(patches.join(file), content).unwrap();
     }
-    // the node reads its patches from /kina/kubeadm-patches; here from the scratch directory
     let config = kubeadm::apply_patches(
         &kubeadm::render(data).unwrap(),
         &PatchSource::Node(data.node_name.clone()),
@@ -260,6 +260,13 @@ fn dry_run(name: &str, data: &ConfigData, phase: &[&str]) -> BTreeMap<String, Va
     .unwrap();
     let file = dir.join("kubeadm.conf");
     fs::write(&file, &config).unwrap();
+    (file, out_dir)
+}
+
+/// Runs `kubeadm init phase <phase> --dry-run` and returns the static pods kubeadm would
+/// write.
+fn dry_run(name: &str, data: &ConfigData, phase: &[&str]) -> BTreeMap<String, Value> {
+    let (file, out_dir) = prepare(&format!("dry-run-{name}"), data);
     run(Command::new(kubeadm_bin())
         .args(["init", "phase"])
         .args(phase)
@@ -385,5 +392,39 @@ fn control_plane_components_get_kinds_settings() {
     assert_eq!(
         flag(&command(&pods["kube-scheduler"]), "bind-address"),
         Some("::1")
+    );
+}
+
+/// `kubeadm init --dry-run` through every phase after preflight (which needs the node's CRI
+/// socket); returns what kubeadm printed.
+fn init_dry_run(name: &str, data: &ConfigData) -> String {
+    let (file, out_dir) = prepare(&format!("init-{name}"), data);
+    let out = run(Command::new(kubeadm_bin())
+        .args(["init", "--skip-phases=preflight", "--dry-run", "--config"])
+        .arg(&file)
+        .env("KUBEADM_INIT_DRYRUN_DIR", &out_dir));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn full_init_dry_run_deploys_the_configured_addons() {
+    let out = init_dry_run("with-proxy", &control_plane());
+    assert!(
+        out.contains("image: registry.k8s.io/coredns/coredns:v1.13.1"),
+        "{out}"
+    );
+    assert!(out.contains("Applied essential addon: kube-proxy"), "{out}");
+    assert!(out.contains("maxPerCore: 0"), "{out}");
+    assert!(out.contains("containerRuntimeEndpoint: unix:///run/cri-server/cri-server.sock"));
+
+    let no_proxy = ConfigData {
+        kube_proxy_mode: ProxyMode::None,
+        ..control_plane()
+    };
+    let out = init_dry_run("without-proxy", &no_proxy);
+    assert!(out.contains("Applied essential addon: CoreDNS"), "{out}");
+    assert!(
+        !out.contains("Applied essential addon: kube-proxy"),
+        "{out}"
     );
 }

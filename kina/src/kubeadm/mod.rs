@@ -7,6 +7,12 @@
 //! - [`etcd`]: the kubeadm patch files that let kubeadm 1.36 run etcd 3.5.
 //! - [`generate`] does all of it for one node of a [`crate::config::Cluster`] and returns
 //!   the config plus the files the caller writes into the node before running kubeadm.
+//!
+//! Running kubeadm with it: write [`NodeConfig::files`] first (kubeadm fails when the
+//! configured patches directory does not exist), then `kubeadm init --config CONFIG_PATH`
+//! (add `--upload-certs` when [`ConfigData::certificate_key`] is set for later control-plane
+//! joins) or `kubeadm join --config CONFIG_PATH`. Do not add `--ignore-preflight-errors=all`:
+//! kubeadm refuses `all` next to the `SystemVerification` the config already ignores.
 
 pub mod compat;
 pub mod data;
