@@ -124,3 +124,61 @@ async fn hugepage_limits_as_the_kubelet_sends_them_start() {
     assert_eq!((st.exit_code, st.reason.as_str()), (0, "Completed"));
     server::remove_pod(&mut c, &pod).await;
 }
+
+/// `kubectl delete --force`, StopPodSandbox and `kubeadm reset` (2 s per call) kill a container
+/// at once even while an earlier StopContainer still waits out a long grace period for a
+/// process that ignores SIGTERM.
+#[tokio::test(flavor = "multi_thread")]
+async fn forced_stop_does_not_wait_for_a_graceful_stop_in_flight() {
+    let tmp = tempfile::tempdir().unwrap();
+    let srv = Server::start(tmp.path(), opts(tmp.path()));
+    let mut c = srv.client().await;
+    let cfg = server::host_network(server::pod_config("grace", &tmp.path().join("logs")));
+    let (pod, ids) = server::run_pod(
+        &mut c,
+        &cfg,
+        &[("stubborn", "trap '' TERM; while :; do sleep 1; done")],
+    )
+    .await;
+    let mut graceful_client = srv.client().await;
+    let id = ids[0].clone();
+    let graceful = tokio::spawn(async move {
+        let started = std::time::Instant::now();
+        graceful_client
+            .stop_container(cri::StopContainerRequest {
+                container_id: id,
+                timeout: 60,
+            })
+            .await
+            .map(|_| started.elapsed())
+    });
+    // Let the graceful stop deliver SIGTERM and start waiting.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let forced = std::time::Instant::now();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        c.stop_pod_sandbox(cri::StopPodSandboxRequest {
+            pod_sandbox_id: pod.clone(),
+        }),
+    )
+    .await
+    .unwrap_or_else(|_| {
+        panic!(
+            "StopPodSandbox queued behind the graceful stop\n{}",
+            srv.log()
+        )
+    })
+    .unwrap();
+    assert!(forced.elapsed() < std::time::Duration::from_secs(5));
+    let st = server::container_status(&mut c, &ids[0]).await;
+    assert_eq!(st.state, cri::ContainerState::ContainerExited as i32);
+    assert_eq!(st.exit_code, 137, "killed by SIGKILL, not the stop signal");
+    // The graceful stop sees the exit and returns too, long before its 60 s.
+    let waited = tokio::time::timeout(std::time::Duration::from_secs(10), graceful)
+        .await
+        .expect("graceful StopContainer returned")
+        .unwrap()
+        .expect("graceful StopContainer succeeded");
+    assert!(waited < std::time::Duration::from_secs(10), "{waited:?}");
+    server::remove_pod(&mut c, &pod).await;
+}

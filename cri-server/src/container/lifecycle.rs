@@ -4,12 +4,14 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tokio::sync::OwnedMutexGuard;
+
 use crate::events::Kind;
 use crate::oci::OciError;
 use crate::sandbox::files;
 
 use super::error::RuntimeError;
-use super::record::State;
+use super::record::{ContainerRecord, State};
 use super::runtime::{Runtime, now_ns, process_alive};
 
 impl Runtime {
@@ -66,43 +68,37 @@ impl Runtime {
     }
 
     /// StopContainer: idempotent; `timeout` seconds of grace after the stop signal.
+    ///
+    /// The grace period is waited without the container's lock, so a forced stop (a second
+    /// StopContainer with timeout 0, StopPodSandbox, RemoveContainer, `kubeadm reset`) kills
+    /// at once instead of queueing behind a stop that waits for a process ignoring SIGTERM.
     pub async fn stop_container(
         self: &Arc<Self>,
         id: &str,
         timeout: i64,
     ) -> Result<(), RuntimeError> {
-        let c = self.containers.get(id)?;
-        let _guard = self.lock(&c.id).await;
-        let c = self.containers.get(&c.id)?;
-        let (_, backend) = self.backend(&c.handler)?;
-        match c.state {
-            State::Running => {}
-            State::Created => {
-                // Never started: kill the waiting init and record the exit.
-                let _ = backend.kill(&c.id, 9, true).await;
-                self.containers.update(&c.id, |r| {
-                    r.state = State::Exited;
-                    r.finished_at = now_ns();
-                    r.exit_code = 137;
-                    r.reason = "Error".into();
-                })?;
-                self.events.container(&c.id, Kind::Stopped);
-                return Ok(());
-            }
-            _ => return Ok(()),
-        }
+        let id = self.containers.get(id)?.id;
         if timeout > 0 {
+            let Some((c, guard)) = self.begin_stop(&id).await? else {
+                return Ok(());
+            };
+            let (_, backend) = self.backend(&c.handler)?;
             match backend.kill(&c.id, c.stop_signal, false).await {
                 Ok(()) | Err(OciError::NotFound { .. }) => {}
                 Err(e) => tracing::warn!(id = %c.id, "stop signal: {e}"),
             }
+            drop(guard);
             if self
-                .wait_exit(&c.id, Duration::from_secs(timeout as u64))
+                .wait_exit(&id, Duration::from_secs(timeout as u64))
                 .await
             {
                 return Ok(());
             }
         }
+        let Some((c, _guard)) = self.begin_stop(&id).await? else {
+            return Ok(());
+        };
+        let (_, backend) = self.backend(&c.handler)?;
         match backend.kill(&c.id, 9, true).await {
             Ok(()) | Err(OciError::NotFound { .. }) => {}
             Err(e) => tracing::warn!(id = %c.id, "SIGKILL: {e}"),
@@ -114,6 +110,34 @@ impl Runtime {
             )));
         }
         Ok(())
+    }
+
+    /// Takes the container's lock; a running container is returned with the lock held, a
+    /// created (never started) one is killed and recorded as exited, and anything else needs
+    /// no stop (`None`).
+    async fn begin_stop(
+        self: &Arc<Self>,
+        id: &str,
+    ) -> Result<Option<(ContainerRecord, OwnedMutexGuard<()>)>, RuntimeError> {
+        let guard = self.lock(id).await;
+        let c = self.containers.get(id)?;
+        match c.state {
+            State::Running => Ok(Some((c, guard))),
+            State::Created => {
+                // Never started: kill the waiting init and record the exit.
+                let (_, backend) = self.backend(&c.handler)?;
+                let _ = backend.kill(&c.id, 9, true).await;
+                self.containers.update(&c.id, |r| {
+                    r.state = State::Exited;
+                    r.finished_at = now_ns();
+                    r.exit_code = 137;
+                    r.reason = "Error".into();
+                })?;
+                self.events.container(&c.id, Kind::Stopped);
+                Ok(None)
+            }
+            _ => Ok(None),
+        }
     }
 
     /// RemoveContainer: idempotent; a running container is killed first.
