@@ -83,10 +83,7 @@ fn pods_get_addresses_egress_is_masqueraded_and_host_ports_work() {
         routes.contains("default via 10.98.1.1 dev eth0"),
         "{routes}"
     );
-    assert_eq!(
-        std::fs::read_dir(leases.join("kindnet")).unwrap().count() > 0,
-        true
-    );
+    assert!(std::fs::read_dir(leases.join("kindnet")).unwrap().count() > 0);
 
     // Leaving the cluster: the outside host sees the node's address.
     let srv = echo_peer_once(&outside, "172.29.0.100:8000".parse().unwrap());
