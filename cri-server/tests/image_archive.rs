@@ -251,7 +251,10 @@ fn imports_oci_layout_directory_and_rejects_a_tampered_blob() {
     let layer = &img.layers[0].digest[7..];
     std::fs::write(layout.join("blobs/sha256").join(layer), b"tampered").unwrap();
     let fresh = support::manager(&tmp.path().join("fresh"), &tmp.path().join("certs.d"), None);
-    let e = fresh.import_archive_blocking(&layout).unwrap_err().to_string();
+    let e = fresh
+        .import_archive_blocking(&layout)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains(layer) || e.contains("digest"), "{e}");
 
     // Something that is not a layout is a clear error.

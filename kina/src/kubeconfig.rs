@@ -79,6 +79,44 @@ pub fn with_server(kubeconfig: &str, server: &str) -> Result<String, KubeconfigE
     serde_norway::to_string(&doc).map_err(|e| invalid("of the cluster", e.to_string()))
 }
 
+/// kubeadm's `admin.conf` as kina hands it out (kind's `KubeConfig`): the cluster, user and
+/// context all named `kina-<cluster>`, the context current, and the server set to `server`.
+pub fn from_admin_conf(
+    admin: &str,
+    cluster: &str,
+    server: &str,
+) -> Result<String, KubeconfigError> {
+    let name = context_name(cluster);
+    let mut doc = parse(admin, "of the cluster")?;
+    let single = |doc: &mut Mapping, key: &str| -> Result<Mapping, KubeconfigError> {
+        match named_list(doc, key).as_slice() {
+            [Value::Mapping(m)] => Ok(m.clone()),
+            other => Err(invalid(
+                "of the cluster",
+                format!("admin.conf has {} {key} entries, expected one", other.len()),
+            )),
+        }
+    };
+    let mut c = single(&mut doc, "clusters")?;
+    let mut u = single(&mut doc, "users")?;
+    let mut x = single(&mut doc, "contexts")?;
+    c.insert("name".into(), name.as_str().into());
+    if let Some(Value::Mapping(inner)) = c.get_mut("cluster") {
+        inner.insert("server".into(), server.into());
+    }
+    u.insert("name".into(), name.as_str().into());
+    x.insert("name".into(), name.as_str().into());
+    let mut ctx = Mapping::new();
+    ctx.insert("cluster".into(), name.as_str().into());
+    ctx.insert("user".into(), name.as_str().into());
+    x.insert("context".into(), Value::Mapping(ctx));
+    doc.insert("clusters".into(), Value::Sequence(vec![Value::Mapping(c)]));
+    doc.insert("users".into(), Value::Sequence(vec![Value::Mapping(u)]));
+    doc.insert("contexts".into(), Value::Sequence(vec![Value::Mapping(x)]));
+    doc.insert("current-context".into(), name.into());
+    serde_norway::to_string(&doc).map_err(|e| invalid("of the cluster", e.to_string()))
+}
+
 fn named_list<'a>(doc: &'a mut Mapping, key: &str) -> &'a mut Vec<Value> {
     if !matches!(doc.get(key), Some(Value::Sequence(_))) {
         doc.insert(key.into(), Value::Sequence(Vec::new()));
@@ -202,6 +240,44 @@ contexts:
     user: kina-a
 current-context: kina-a
 ";
+
+    #[test]
+    fn admin_conf_is_renamed_and_pointed_at_the_host() {
+        let admin = "apiVersion: v1
+kind: Config
+clusters:
+- cluster:
+    certificate-authority-data: Q0E=
+    server: https://172.18.0.2:6443
+  name: a
+contexts:
+- context:
+    cluster: a
+    user: kubernetes-admin
+  name: kubernetes-admin@a
+current-context: kubernetes-admin@a
+users:
+- name: kubernetes-admin
+  user:
+    client-certificate-data: Q0VSVA==
+";
+        let kc = from_admin_conf(admin, "a", "https://127.0.0.1:40000").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("config");
+        merge(&p, "a", &kc).unwrap();
+        let merged = std::fs::read_to_string(&p).unwrap();
+        assert!(
+            merged.contains("server: https://127.0.0.1:40000"),
+            "{merged}"
+        );
+        assert!(merged.contains("current-context: kina-a"), "{merged}");
+        assert!(
+            merged.contains("certificate-authority-data: Q0E="),
+            "{merged}"
+        );
+        assert!(!merged.contains("kubernetes-admin"), "{merged}");
+        assert!(from_admin_conf("clusters: []", "a", "x").is_err());
+    }
 
     #[test]
     fn merge_then_remove_leaves_other_entries() {

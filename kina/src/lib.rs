@@ -1,5 +1,6 @@
 //! kina: a kind-compatible local Kubernetes cluster tool whose nodes run on kina's native runtime.
 
+pub mod bootstrap;
 pub mod cli;
 pub mod config;
 pub mod kubeadm;

@@ -27,6 +27,9 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            if let Some(cli::CliError::Exited { status }) = e.downcast_ref::<cli::CliError>() {
+                return ExitCode::from(u8::try_from(*status).unwrap_or(1));
+            }
             eprintln!("ERROR: {e:#}");
             ExitCode::FAILURE
         }

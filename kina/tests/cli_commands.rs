@@ -394,8 +394,9 @@ fn create_cluster_without_the_node_image_fails_before_creating_anything() {
         "{err}"
     );
     assert!(
-        err.contains("kina create cluster: node image \"kina/node:v1.36.2\" is not in kina's image store")
-            && err.contains("kina build node-image"),
+        err.contains(
+            "kina create cluster: node image \"kina/node:v1.36.2\" is not in kina's image store"
+        ) && err.contains("kina build node-image"),
         "{err}"
     );
     assert!(

@@ -199,6 +199,37 @@ nodes:
         [cp_name.as_str(), worker_name.as_str()]
     );
 
+    // `kina exec` and `kina shell` run commands in a node, passing on the exit status.
+    let out =
+        ok(kina(&ns, &state).args(["exec", "--name", &cluster, &worker_name, "--", "hostname"]));
+    assert_eq!(stdout(&out).trim(), worker_name);
+    let out = kina(&ns, &state)
+        .args([
+            "exec", "--name", &cluster, &cp_name, "--", "sh", "-c", "exit 3",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let mut shell = kina(&ns, &state)
+        .args(["shell", "--name", &cluster])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    shell
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"echo \"in $(hostname)\"\n")
+        .unwrap();
+    let out = shell.wait_with_output().unwrap();
+    assert!(
+        stdout(&out).contains(&format!("in {cp_name}")),
+        "{}",
+        stdout(&out)
+    );
+
     // `kina load image-archive` puts the image into every node's store.
     let archive = state.join("web.tar");
     busybox_web_image(&archive, "kina.test/web:v1", "hello from kina\n");

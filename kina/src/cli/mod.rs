@@ -8,6 +8,7 @@ pub mod completion;
 pub mod create;
 pub mod delete;
 pub mod duration;
+pub mod exec;
 pub mod export;
 pub mod get;
 pub mod load;
@@ -93,6 +94,10 @@ pub enum Command {
         #[command(subcommand)]
         what: build::Build,
     },
+    /// Runs a command in a node (`-it` for an interactive terminal).
+    Exec(exec::ExecArgs),
+    /// Opens an interactive shell in a node.
+    Shell(exec::ShellArgs),
     /// Prints the kina CLI version.
     Version,
     /// Outputs shell completion code for the specified shell (bash, zsh or fish).
@@ -105,6 +110,12 @@ pub enum CliError {
     /// The cluster config is unusable.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// A command run in a node exited with `status` (the exit code kina passes on).
+    #[error("the command exited with status {status}")]
+    Exited {
+        /// The exit status.
+        status: i32,
+    },
     /// The provider failed while running `command`.
     #[error("{command}: {error}")]
     Provider {
@@ -187,6 +198,8 @@ pub fn run(cli: Cli, env: &Env) -> Result<(), CliError> {
         Command::Export { what } => export::run(what, env),
         Command::Load { what } => load::run(what, env),
         Command::Build { what } => build::run(what, env),
+        Command::Exec(a) => exec::exec(a, env),
+        Command::Shell(a) => exec::shell(a, env),
         Command::Version => {
             println!("{}", version::version_line());
             Ok(())

@@ -149,6 +149,14 @@ pub trait Node: fmt::Debug + Send + Sync {
     fn role(&self) -> Role;
     /// Run `argv` in the node, feeding `stdin`, and wait for it.
     fn exec(&self, argv: &[String], stdin: Option<&[u8]>) -> Result<ExecOutput, ProviderError>;
+    /// Run `argv` in the node attached to this process's stdio (stdin only with `stdin`,
+    /// a terminal with `tty`, as `docker exec -it`); returns its exit status.
+    fn exec_interactive(
+        &self,
+        argv: &[String],
+        tty: bool,
+        stdin: bool,
+    ) -> Result<i32, ProviderError>;
     /// The node's addresses.
     fn network(&self) -> Result<NodeNetwork, ProviderError>;
     /// Import an image archive (docker-archive or OCI tar) into the node's runtime.

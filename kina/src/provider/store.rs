@@ -97,6 +97,15 @@ impl Node for RecordedNode {
         )))
     }
 
+    fn exec_interactive(
+        &self,
+        argv: &[String],
+        _tty: bool,
+        _stdin: bool,
+    ) -> Result<i32, ProviderError> {
+        self.exec(argv, None).map(|o| o.status)
+    }
+
     fn network(&self) -> Result<NodeNetwork, ProviderError> {
         Ok(NodeNetwork {
             ipv4: self.0.ipv4,

@@ -37,7 +37,7 @@ const COMMANDS: &[(&str, &[&str])] = &[
 /// Writes the logs of `node` into `out` (created).
 pub fn collect(node: &NativeNode, runtime: &RuntimeCli, out: &Path) -> Result<(), NativeError> {
     let state = runtime.state(node.name())?;
-    if !state.as_ref().is_some_and(|s| s.status == "running") {
+    if state.as_ref().is_none_or(|s| s.status != "running") {
         return Err(NativeError::NotReady {
             node: node.name().to_string(),
             message: format!(

@@ -42,11 +42,6 @@ impl NativeNode {
         &self.dir
     }
 
-    /// Runs `argv` in the node with this process's stdio (a terminal with `tty`).
-    pub fn exec_interactive(&self, argv: &[String], tty: bool) -> Result<i32, NativeError> {
-        self.runtime.exec_interactive(&self.record.name, argv, tty)
-    }
-
     fn run_checked(&self, argv: &[&str]) -> Result<ExecOutput, NativeError> {
         let argv: Vec<String> = argv.iter().map(|s| s.to_string()).collect();
         let out = self.runtime.exec(&self.record.name, &argv, None)?;
@@ -76,6 +71,17 @@ impl Node for NativeNode {
 
     fn exec(&self, argv: &[String], stdin: Option<&[u8]>) -> Result<ExecOutput, ProviderError> {
         Ok(self.runtime.exec(&self.record.name, argv, stdin)?)
+    }
+
+    fn exec_interactive(
+        &self,
+        argv: &[String],
+        tty: bool,
+        stdin: bool,
+    ) -> Result<i32, ProviderError> {
+        Ok(self
+            .runtime
+            .exec_interactive(&self.record.name, argv, tty, stdin)?)
     }
 
     fn network(&self) -> Result<NodeNetwork, ProviderError> {

@@ -210,13 +210,14 @@ impl RuntimeCli {
         })
     }
 
-    /// An interactive exec: the runtime inherits this process's stdio (and terminal with
-    /// `tty`); returns the exit status.
+    /// An interactive exec: the runtime inherits this process's stdout and stderr, stdin
+    /// with `stdin`, and the terminal with `tty`; returns the exit status.
     pub fn exec_interactive(
         &self,
         id: &str,
         argv: &[String],
         tty: bool,
+        stdin: bool,
     ) -> Result<i32, NativeError> {
         let mut cmd = self.command();
         cmd.arg("exec");
@@ -224,6 +225,9 @@ impl RuntimeCli {
             cmd.arg("--tty");
         }
         cmd.arg(id).arg("--").args(argv.iter().map(OsStr::new));
+        if !stdin {
+            cmd.stdin(Stdio::null());
+        }
         let status = cmd.status().map_err(|e| self.spawn_error(e))?;
         use std::os::unix::process::ExitStatusExt;
         Ok(status
