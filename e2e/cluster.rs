@@ -21,9 +21,25 @@ use native_support::{
 /// A cluster created by the kina binary in its own network namespace.
 struct Cluster {
     name: String,
-    ns: TestNetns,
     state: PathBuf,
     kubeconfig: PathBuf,
+    deleted: bool,
+    // Dropped last: the cluster's network lives in it.
+    ns: TestNetns,
+}
+
+impl Drop for Cluster {
+    /// A failed test still removes its cluster (nodes keep running otherwise) and the
+    /// state dir with its image store.
+    fn drop(&mut self) {
+        if !self.deleted {
+            let _ = self
+                .kina()
+                .args(["delete", "cluster", "--name", &self.name])
+                .output();
+        }
+        let _ = fs::remove_dir_all(&self.state);
+    }
 }
 
 impl Cluster {
@@ -38,6 +54,7 @@ impl Cluster {
             kubeconfig: state.join("kubeconfig"),
             state,
             name,
+            deleted: false,
         };
         let config_path = c.state.join("cluster.yaml");
         fs::write(&config_path, config).unwrap();

@@ -33,6 +33,22 @@ fn state_dir(tag: &str) -> PathBuf {
     d
 }
 
+/// Deletes the cluster and its state dir (with its image store) even when the test fails.
+struct Cleanup<'a> {
+    ns: &'a TestNetns,
+    state: PathBuf,
+    cluster: String,
+}
+
+impl Drop for Cleanup<'_> {
+    fn drop(&mut self) {
+        let _ = kina(self.ns, &self.state)
+            .args(["delete", "cluster", "--name", &self.cluster])
+            .output();
+        let _ = fs::remove_dir_all(&self.state);
+    }
+}
+
 fn kina(ns: &TestNetns, state: &Path) -> Command {
     let mut c = ns.command(kina_bin());
     c.env("KINA_STATE_DIR", state)
@@ -134,6 +150,11 @@ fn two_nodes_boot_serve_pods_and_delete_without_leftovers() {
     let ns = TestNetns::new("nodes");
     let state = state_dir("nodes");
     let cluster = format!("n{}", std::process::id() % 100_000);
+    let _cleanup = Cleanup {
+        ns: &ns,
+        state: state.clone(),
+        cluster: cluster.clone(),
+    };
     let config = state.join("cluster.yaml");
     fs::write(
         &config,
@@ -363,6 +384,11 @@ fn failed_create_removes_everything_unless_retained() {
     let archive = state.join("not-a-node.tar");
     busybox_web_image(&archive, "kina.test/not-a-node:v1", "x");
     let cluster = format!("f{}", std::process::id() % 100_000);
+    let _cleanup = Cleanup {
+        ns: &ns,
+        state: state.clone(),
+        cluster: cluster.clone(),
+    };
 
     let out = kina(&ns, &state)
         .args(["create", "cluster", "--name", &cluster, "--image"])

@@ -140,7 +140,9 @@ pub fn config_data(i: &NodeInputs<'_>) -> Result<ConfigData, BootstrapError> {
         runtime_config: i.cluster.runtime_config.clone(),
         kube_proxy_mode: net_cfg.kube_proxy_mode,
         cgroup_driver: i.settings.cgroup_driver,
-        cgroup_root: Some(kubeadm::KIND_CGROUP_ROOT.to_string()),
+        // The node's cgroup namespace root is the node's own cgroup: pods go right under it
+        // (kind's /kubelet needs its entrypoint to create that cgroup first).
+        cgroup_root: None,
         cri_socket: kubeadm::DEFAULT_CRI_SOCKET.to_string(),
         fail_cgroup_v1: i.settings.fail_cgroup_v1,
         oom_score_adj: i.settings.oom_score_adj,

@@ -151,6 +151,12 @@ pub fn node_spec(input: &NodeSpecInput<'_>) -> Result<Value, NativeError> {
                 {"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229, "fileMode": 0o666, "uid": 0, "gid": 0},
             ],
             "rootfsPropagation": "rslave",
+            // A node routes for its pods (kubeadm checks ip_forward), as kind's nodes do.
+            "sysctl": {
+                "net.ipv4.ip_forward": "1",
+                "net.ipv6.conf.all.forwarding": "1",
+                "net.ipv6.conf.all.disable_ipv6": "0",
+            },
         },
     });
     serde_json::from_value::<oci_spec::runtime::Spec>(spec.clone()).map_err(|e| {
@@ -203,6 +209,7 @@ mod tests {
         assert!(ns.contains(&"cgroup") && ns.contains(&"network"), "{ns:?}");
         assert!(!ns.contains(&"user"));
         assert!(spec["linux"].get("seccomp").is_none());
+        assert_eq!(spec["linux"]["sysctl"]["net.ipv4.ip_forward"], "1");
         assert_eq!(
             spec["process"]["capabilities"]["bounding"],
             json!(["CAP_SYS_ADMIN", "CAP_NET_ADMIN"])
