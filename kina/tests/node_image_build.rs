@@ -32,6 +32,8 @@ fn image_holds_systemd_cri_server_kubernetes_and_cni() {
     assert_executable(r, "/lib/systemd/systemd");
     for bin in [
         "/usr/local/bin/cri-server",
+        "/usr/local/bin/cri-monitor",
+        "/usr/local/bin/kina-runtime",
         "/usr/local/bin/crictl",
         "/usr/bin/kubeadm",
         "/usr/bin/kubelet",
@@ -84,6 +86,13 @@ fn image_holds_systemd_cri_server_kubernetes_and_cni() {
         ("pause", "3.10.2", 1),
         ("coredns", "v1.13.1", 1),
         ("etcd", "3.5.16-0", 2),
+        // kina's add-ons (manifests/), on the Debian base layer.
+        ("kina-net", concat!("v", env!("CARGO_PKG_VERSION")), 2),
+        (
+            "kina-local-path",
+            concat!("v", env!("CARGO_PKG_VERSION")),
+            2,
+        ),
     ] {
         let archive = r.join(format!("kina/images/{file}.tar"));
         let out = run(Command::new("skopeo")

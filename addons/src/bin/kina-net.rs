@@ -14,8 +14,8 @@ struct Args {
     /// Where to write the node's CNI config.
     #[arg(long, default_value = conflist::CONFLIST_PATH)]
     cni_config: std::path::PathBuf,
-    /// The nft binary loading the masquerade table.
-    #[arg(long, default_value = "nft")]
+    /// The nft binary loading the masquerade table (a full path: images set no PATH).
+    #[arg(long, default_value = "/usr/sbin/nft")]
     nft: std::path::PathBuf,
 }
 

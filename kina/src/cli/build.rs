@@ -45,6 +45,12 @@ pub struct NodeImageArgs {
     /// The cri-server binary to install [default: `cri-server` next to kina].
     #[arg(long)]
     pub cri_server: Option<PathBuf>,
+    /// cri-monitor, cri-server's per-container shim [default: `cri-monitor` next to kina].
+    #[arg(long)]
+    pub monitor: Option<PathBuf>,
+    /// kina-runtime, the node's default OCI runtime [default: `kina-runtime` next to kina].
+    #[arg(long)]
+    pub runtime: Option<PathBuf>,
     /// The crictl binary to install.
     #[arg(long)]
     pub crictl: Option<PathBuf>,
@@ -54,6 +60,13 @@ pub struct NodeImageArgs {
     /// A coredns binary, preloaded as registry.k8s.io/coredns/coredns:<its version>.
     #[arg(long)]
     pub coredns: Option<PathBuf>,
+    /// kina's CNI daemon, preloaded as localhost/kina/kina-net [default: `kina-net` next to kina].
+    #[arg(long)]
+    pub kina_net: Option<PathBuf>,
+    /// kina's storage provisioner, preloaded as localhost/kina/kina-local-path [default:
+    /// `kina-local-path` next to kina].
+    #[arg(long)]
+    pub local_path: Option<PathBuf>,
     /// etcd for the control plane: `debian:SUITE` (Debian's etcd-server), a binary, or `none`.
     #[arg(long, default_value = "debian:trixie")]
     pub etcd: String,
@@ -128,10 +141,19 @@ pub fn run(what: Build, env: &Env) -> Result<(), CliError> {
         .store
         .root()
         .join(format!("images/.build-{}", std::process::id()));
+    let required = |flag: &str, given: Option<PathBuf>, name: &str| {
+        given.or_else(|| sibling(name)).ok_or_else(|| {
+            CliError::request(CMD, format!("no {name} binary next to kina; pass {flag} PATH"))
+        })
+    };
+    let monitor = required("--monitor", a.monitor.clone(), "cri-monitor")?;
+    let runtime = required("--runtime", a.runtime.clone(), "kina-runtime")?;
     let opts = BuildOptions {
         image: a.image,
         kube,
         cri_server,
+        monitor,
+        runtime,
         crictl: a.crictl,
         output: a.output.clone().unwrap_or_else(|| staging.clone()),
         suite: a.suite,
@@ -139,6 +161,8 @@ pub fn run(what: Build, env: &Env) -> Result<(), CliError> {
         mirror: a.mirror,
         pause: a.pause.or_else(|| sibling("kina-pause")),
         coredns: a.coredns,
+        kina_net: a.kina_net.or_else(|| sibling("kina-net")),
+        local_path: a.local_path.or_else(|| sibling("kina-local-path")),
         etcd: node_image::etcd::EtcdSource::parse(&a.etcd).map_err(|error| {
             CliError::NodeImage {
                 command: CMD,

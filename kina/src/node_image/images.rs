@@ -18,6 +18,12 @@ use super::tree::{Content, Tree};
 pub const REGISTRY: &str = "registry.k8s.io";
 /// The sandbox image tag cri-server's config names (`sandbox_image`).
 pub const PAUSE_TAG: &str = "3.10.2";
+/// Where kina's own add-on images are named (`manifests/*.yaml` use these names; they are
+/// preloaded, never pulled).
+pub const ADDON_REGISTRY: &str = "localhost/kina";
+/// The add-on images' tag: `v` + the workspace version (the manifests' tag; kina-addons' test
+/// `manifests.rs` checks they agree).
+pub const ADDON_TAG: &str = concat!("v", env!("CARGO_PKG_VERSION"));
 
 /// One image to build.
 #[derive(Debug, Clone)]
@@ -41,6 +47,10 @@ pub struct Extras<'a> {
     pub coredns: Option<(&'a Path, String)>,
     /// An etcd binary and its version (`3.5.16`).
     pub etcd: Option<(&'a Path, String)>,
+    /// The kina-net binary (default CNI daemon, `manifests/kindnet.yaml`).
+    pub kina_net: Option<&'a Path>,
+    /// The kina-local-path binary (default storage provisioner, `manifests/storage.yaml`).
+    pub local_path: Option<&'a Path>,
 }
 
 /// `coredns -version` → `v1.13.1`.
@@ -118,6 +128,24 @@ pub fn component_images(kube: &KubeBinaries, extras: &Extras<'_>) -> Vec<Compone
             // Debian's etcd links libc.
             on_base: true,
         });
+    }
+    // kina's add-ons link glibc, and kina-net runs `nft`: both sit on the Debian base layer,
+    // which the node's store holds once for all images using it.
+    for (bin, name) in [
+        (extras.kina_net, "kina-net"),
+        (extras.local_path, "kina-local-path"),
+    ] {
+        if let Some(bin) = bin {
+            images.push(ComponentImage {
+                file: format!("{name}.tar"),
+                reference: ImageRef {
+                    name: format!("{ADDON_REGISTRY}/{name}"),
+                    tag: ADDON_TAG.into(),
+                },
+                binary: (bin.to_owned(), format!("/usr/local/bin/{name}")),
+                on_base: true,
+            });
+        }
     }
     images
 }
@@ -204,6 +232,8 @@ mod tests {
             pause: Some(Path::new("/t/kina-pause")),
             coredns: Some((Path::new("/t/coredns"), "v1.13.1".into())),
             etcd: Some((Path::new("/t/etcd"), "3.5.16".into())),
+            kina_net: Some(Path::new("/t/kina-net")),
+            local_path: Some(Path::new("/t/kina-local-path")),
         };
         let images = component_images(&kube, &extras);
         let refs: Vec<String> = images.iter().map(|i| i.reference.to_string()).collect();
@@ -217,6 +247,8 @@ mod tests {
                 "registry.k8s.io/pause:3.10.2",
                 "registry.k8s.io/coredns/coredns:v1.13.1",
                 "registry.k8s.io/etcd:3.5.16-0",
+                &format!("localhost/kina/kina-net:{ADDON_TAG}"),
+                &format!("localhost/kina/kina-local-path:{ADDON_TAG}"),
             ]
         );
         let proxy = &images[3];
@@ -231,6 +263,9 @@ mod tests {
         assert_eq!(images[4].binary.1, "/pause");
         assert_eq!(images[5].binary.1, "/coredns");
         assert!(images[6].on_base);
+        assert!(images[7].on_base && images[8].on_base);
+        assert_eq!(images[7].binary.1, "/usr/local/bin/kina-net");
+        assert_eq!(images[8].binary.1, "/usr/local/bin/kina-local-path");
         assert_eq!(component_images(&kube, &Extras::default()).len(), 4);
     }
 }

@@ -42,6 +42,10 @@ pub struct BuildOptions {
     pub kube: KubeSource,
     /// The cri-server binary to install.
     pub cri_server: PathBuf,
+    /// cri-monitor, the shim cri-server runs every container through.
+    pub monitor: PathBuf,
+    /// kina-runtime, the node's default OCI runtime handler.
+    pub runtime: PathBuf,
     /// The crictl binary to install, if any.
     pub crictl: Option<PathBuf>,
     /// An OCI layout directory, or a `.tar` file for an oci-archive.
@@ -58,6 +62,10 @@ pub struct BuildOptions {
     pub coredns: Option<PathBuf>,
     /// Where etcd comes from, preloaded as `registry.k8s.io/etcd:<its version>-0`.
     pub etcd: etcd::EtcdSource,
+    /// The kina-net binary, preloaded as `localhost/kina/kina-net:<kina version>`.
+    pub kina_net: Option<PathBuf>,
+    /// The kina-local-path binary, preloaded as `localhost/kina/kina-local-path:<kina version>`.
+    pub local_path: Option<PathBuf>,
 }
 
 /// What was built.
@@ -90,6 +98,8 @@ pub fn build(opts: &BuildOptions, status: &Status) -> Result<BuiltImage> {
     }
     let arch = kube_binaries::host_arch()?;
     let cri_server = rootfs::check_executable("--cri-server", &opts.cri_server)?;
+    let monitor = rootfs::check_executable("--monitor", &opts.monitor)?;
+    let runtime = rootfs::check_executable("--runtime", &opts.runtime)?;
     let crictl = opts
         .crictl
         .as_deref()
@@ -99,6 +109,16 @@ pub fn build(opts: &BuildOptions, status: &Status) -> Result<BuiltImage> {
         .pause
         .as_deref()
         .map(|p| rootfs::check_executable("--pause", p))
+        .transpose()?;
+    let kina_net = opts
+        .kina_net
+        .as_deref()
+        .map(|p| rootfs::check_executable("--kina-net", p))
+        .transpose()?;
+    let local_path = opts
+        .local_path
+        .as_deref()
+        .map(|p| rootfs::check_executable("--local-path", p))
         .transpose()?;
     let coredns = match &opts.coredns {
         Some(p) => {
@@ -141,6 +161,8 @@ pub fn build(opts: &BuildOptions, status: &Status) -> Result<BuiltImage> {
             pause: pause.as_deref(),
             coredns: coredns.as_ref().map(|(p, v)| (p.as_path(), v.clone())),
             etcd: etcd.as_ref().map(|(p, v)| (p.as_path(), v.clone())),
+            kina_net: kina_net.as_deref(),
+            local_path: local_path.as_deref(),
         };
         images::component_images(&kube, &extras)
             .iter()
@@ -158,6 +180,8 @@ pub fn build(opts: &BuildOptions, status: &Status) -> Result<BuiltImage> {
                 recipe: &recipe,
                 kube: &kube,
                 cri_server: &cri_server,
+                monitor: &monitor,
+                runtime: &runtime,
                 crictl: crictl.as_deref(),
                 cni_plugins: &base.cni_plugins,
                 images: &preloaded,
