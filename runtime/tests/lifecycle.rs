@@ -312,3 +312,25 @@ fn systemd_cgroup_paths() {
     ]);
     assert!(err.contains("cgroupsPath") && err.contains(&id), "{err}");
 }
+
+/// An exec that fails after `start` (the program's interpreter is missing: a dynamically linked
+/// binary in a scratch image, or a `#!` script) is named on the container's stderr, where a CRI
+/// log shows it, instead of a silent exit 1.
+#[test]
+fn exec_failure_after_start_is_written_to_the_container_stderr() {
+    let rt = Rt::ours();
+    let b = Bundle::new(&["/needs-interp"]);
+    let prog = b.rootfs().join("needs-interp");
+    std::fs::write(&prog, "#!/no/such/interpreter\n").unwrap();
+    std::fs::set_permissions(&prog, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let id = rt.id("exec-enoent");
+    let o = rt.run(&["run", "--bundle", b.path().to_str().unwrap(), &id]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "stderr: {stderr}");
+    assert!(
+        stderr.contains("execve /needs-interp") && stderr.contains("No such file or directory"),
+        "stderr: {stderr}"
+    );
+    assert!(rt.ok(&["list", "-q"]).trim().is_empty());
+    assert!(!cgroup_exists(&id));
+}

@@ -62,7 +62,18 @@ pub fn container_init(cfg: &InitConfig<'_>, sync: &SyncSocket) -> Result<Infalli
     })();
     report_start(&fifo, started.as_ref().err())?;
     started?;
-    exec(&program, &argv, &envp, cfg.preserve_fds)
+    let err = match exec(&program, &argv, &envp, cfg.preserve_fds) {
+        Ok(never) => match never {},
+        Err(e) => e,
+    };
+    // `start` has returned and nobody reads the sync socket any more: the container's stderr
+    // (its log under a CRI) is the only place the error can go, as with runc. Typical cause: a
+    // program whose ELF interpreter or `#!` interpreter is missing from the rootfs.
+    let _ = nix::unistd::write(
+        std::io::stderr(),
+        format!("kina-runtime: {err}\n").as_bytes(),
+    );
+    Err(err)
 }
 
 /// Mounts, then createRuntime/prestart hooks (in the parent, runtime namespace) and
