@@ -141,19 +141,12 @@ pub fn run(what: Build, env: &Env) -> Result<(), CliError> {
         .store
         .root()
         .join(format!("images/.build-{}", std::process::id()));
-    let required = |flag: &str, given: Option<PathBuf>, name: &str| {
-        given.or_else(|| sibling(name)).ok_or_else(|| {
-            CliError::request(CMD, format!("no {name} binary next to kina; pass {flag} PATH"))
-        })
-    };
-    let monitor = required("--monitor", a.monitor.clone(), "cri-monitor")?;
-    let runtime = required("--runtime", a.runtime.clone(), "kina-runtime")?;
     let opts = BuildOptions {
         image: a.image,
         kube,
         cri_server,
-        monitor,
-        runtime,
+        monitor: a.monitor.clone().or_else(|| sibling("cri-monitor")),
+        runtime: a.runtime.clone().or_else(|| sibling("kina-runtime")),
         crictl: a.crictl,
         output: a.output.clone().unwrap_or_else(|| staging.clone()),
         suite: a.suite,

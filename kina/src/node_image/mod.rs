@@ -7,6 +7,7 @@
 
 pub mod cache;
 pub mod debootstrap;
+pub mod elf;
 pub mod error;
 pub mod etcd;
 pub mod images;
@@ -42,10 +43,11 @@ pub struct BuildOptions {
     pub kube: KubeSource,
     /// The cri-server binary to install.
     pub cri_server: PathBuf,
-    /// cri-monitor, the shim cri-server runs every container through.
-    pub monitor: PathBuf,
-    /// kina-runtime, the node's default OCI runtime handler.
-    pub runtime: PathBuf,
+    /// cri-monitor, the shim cri-server runs every container through (required; `None`: the
+    /// caller found none to default to).
+    pub monitor: Option<PathBuf>,
+    /// kina-runtime, the node's default OCI runtime handler (required, like `monitor`).
+    pub runtime: Option<PathBuf>,
     /// The crictl binary to install, if any.
     pub crictl: Option<PathBuf>,
     /// An OCI layout directory, or a `.tar` file for an oci-archive.
@@ -98,8 +100,15 @@ pub fn build(opts: &BuildOptions, status: &Status) -> Result<BuiltImage> {
     }
     let arch = kube_binaries::host_arch()?;
     let cri_server = rootfs::check_executable("--cri-server", &opts.cri_server)?;
-    let monitor = rootfs::check_executable("--monitor", &opts.monitor)?;
-    let runtime = rootfs::check_executable("--runtime", &opts.runtime)?;
+    let required = |flag: &str, given: &Option<PathBuf>, name: &str| match given {
+        Some(p) => rootfs::check_executable(flag, p),
+        None => Err(NodeImageError::input(
+            flag,
+            format!("no {name} binary next to kina; pass {flag} PATH"),
+        )),
+    };
+    let monitor = required("--monitor", &opts.monitor, "cri-monitor")?;
+    let runtime = required("--runtime", &opts.runtime, "kina-runtime")?;
     let crictl = opts
         .crictl
         .as_deref()
@@ -108,7 +117,11 @@ pub fn build(opts: &BuildOptions, status: &Status) -> Result<BuiltImage> {
     let pause = opts
         .pause
         .as_deref()
-        .map(|p| rootfs::check_executable("--pause", p))
+        .map(|p| {
+            let p = rootfs::check_executable("--pause", p)?;
+            elf::check_static("--pause", &p)?;
+            Ok::<_, NodeImageError>(p)
+        })
         .transpose()?;
     let kina_net = opts
         .kina_net

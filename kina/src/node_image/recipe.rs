@@ -58,6 +58,9 @@ pub struct Recipe {
     pub systemd: Systemd,
     /// Sysctl name (dotted) → the value the node sees.
     pub sysctl_shields: BTreeMap<String, String>,
+    /// Sysctls of the node's own network namespace (`net.` names) → the value written at boot.
+    #[serde(default)]
+    pub node_sysctls: BTreeMap<String, String>,
 }
 
 /// `[base]`.
@@ -131,24 +134,34 @@ impl Recipe {
             }
             unit_file(unit)?;
         }
-        for (name, value) in &self.sysctl_shields {
-            let ok = !name.is_empty()
-                && name.split('.').all(|part| {
-                    !part.is_empty()
-                        && part
-                            .chars()
-                            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-                });
-            if !ok {
-                return Err(recipe_error(format!(
-                    "sysctl_shields: {name:?} is not a sysctl name"
-                )));
+        for (table, sysctls) in [
+            ("sysctl_shields", &self.sysctl_shields),
+            ("node_sysctls", &self.node_sysctls),
+        ] {
+            for (name, value) in sysctls {
+                let ok = !name.is_empty()
+                    && name.split('.').all(|part| {
+                        !part.is_empty()
+                            && part
+                                .chars()
+                                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+                    });
+                if !ok {
+                    return Err(recipe_error(format!(
+                        "{table}: {name:?} is not a sysctl name"
+                    )));
+                }
+                if value.contains('\n') {
+                    return Err(recipe_error(format!("{table}.{name}: value has a newline")));
+                }
             }
-            if value.contains('\n') {
-                return Err(recipe_error(format!(
-                    "sysctl_shields.{name}: value has a newline"
-                )));
-            }
+        }
+        // A node writes these itself: only its network namespace's, never the host's.
+        if let Some(name) = self.node_sysctls.keys().find(|n| !n.starts_with("net.")) {
+            return Err(recipe_error(format!(
+                "node_sysctls: {name} is not a network (per-namespace) sysctl; shield host-wide \
+                 ones in [sysctl_shields]"
+            )));
         }
         Ok(())
     }
@@ -227,6 +240,7 @@ mod tests {
         assert!(r.systemd.mask.iter().any(|u| u == "systemd-sysctl.service"));
         assert!(r.systemd.mask.iter().any(|u| u == "getty@.service"));
         assert_eq!(r.sysctl_shields["vm.overcommit_memory"], "1");
+        assert_eq!(r.node_sysctls["net.ipv4.ip_forward"], "1");
         assert!(r.include_arg().contains("systemd,systemd-sysv"));
     }
 
@@ -298,5 +312,30 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("a.service"), "{e}");
+        let e = Recipe::parse(&good.replace(
+            "[node_sysctls]\n",
+            "[node_sysctls]\n\"kernel.pid_max\" = \"4194304\"\n",
+        ))
+        .unwrap_err();
+        assert!(
+            e.to_string().contains("node_sysctls: kernel.pid_max"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_node_runs_kina_runtime_and_keeps_runc_as_a_handler() {
+        let config = FILES
+            .iter()
+            .find(|f| f.path == "/etc/cri-server/config.toml")
+            .unwrap();
+        let c = config.contents;
+        assert!(c.contains("default_runtime_handler = \"kina\""), "{c}");
+        assert!(c.contains("kina = \"/usr/local/bin/kina-runtime\""), "{c}");
+        assert!(c.contains("runc = \"/usr/sbin/runc\""), "{c}");
+        assert!(
+            c.contains("monitor_path = \"/usr/local/bin/cri-monitor\""),
+            "{c}"
+        );
     }
 }

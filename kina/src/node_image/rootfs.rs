@@ -1,5 +1,5 @@
-//! What kina adds on top of the Debian base, as a [`Tree`]: the recipe's files, cri-server and
-//! crictl, the Kubernetes binaries, the CNI plugin links, the version stamp, the sysctl shield
+//! What kina adds on top of the Debian base, as a [`Tree`]: the recipe's files, cri-server with
+//! cri-monitor and kina-runtime, crictl, the Kubernetes binaries, the CNI plugin links, the version stamp, the sysctl shield
 //! files and the systemd enable/mask symlinks (what `systemctl enable/mask` would create).
 
 use std::fs;
@@ -23,6 +23,10 @@ pub struct NodeInputs<'a> {
     pub kube: &'a KubeBinaries,
     /// The cri-server binary.
     pub cri_server: &'a Path,
+    /// cri-monitor, the shim cri-server starts every container through.
+    pub monitor: &'a Path,
+    /// kina-runtime, cri-server's default OCI runtime handler (`kina`).
+    pub runtime: &'a Path,
     /// The crictl binary, if any.
     pub crictl: Option<&'a Path>,
     /// CNI plugins the base has in /usr/lib/cni.
@@ -66,6 +70,16 @@ pub fn node_tree(inputs: &NodeInputs<'_>) -> Result<Tree> {
         "/usr/local/bin/cri-server",
         inputs.cri_server.to_owned(),
     );
+    binary(
+        &mut t,
+        "/usr/local/bin/cri-monitor",
+        inputs.monitor.to_owned(),
+    );
+    binary(
+        &mut t,
+        "/usr/local/bin/kina-runtime",
+        inputs.runtime.to_owned(),
+    );
     if let Some(crictl) = inputs.crictl {
         binary(&mut t, "/usr/local/bin/crictl", crictl.to_owned());
     }
@@ -86,6 +100,13 @@ pub fn node_tree(inputs: &NodeInputs<'_>) -> Result<Tree> {
     t.file("/kina/version", 0o644, format!("{}\n", inputs.kube.version));
     for (name, value) in &inputs.recipe.sysctl_shields {
         t.file(&format!("/kina/sysctl/{name}"), 0o644, format!("{value}\n"));
+    }
+    for (name, value) in &inputs.recipe.node_sysctls {
+        t.file(
+            &format!("/kina/node-sysctl/{name}"),
+            0o644,
+            format!("{value}\n"),
+        );
     }
     systemd_links(&mut t, inputs.recipe)?;
     Ok(t)
@@ -125,6 +146,8 @@ mod tests {
             recipe: &r,
             kube: &kube,
             cri_server: Path::new("/b/cri-server"),
+            monitor: Path::new("/b/cri-monitor"),
+            runtime: Path::new("/b/kina-runtime"),
             crictl: None,
             cni_plugins: &cni,
             images: &[(
@@ -171,6 +194,22 @@ mod tests {
         assert!(t.get("/kina/bin/kube-apiserver").is_none());
         assert_eq!(t.get("/usr/local/bin/cri-server").unwrap().mode, 0o755);
         assert!(t.get("/usr/local/bin/crictl").is_none());
+        for (path, src) in [
+            ("/usr/local/bin/cri-monitor", "/b/cri-monitor"),
+            ("/usr/local/bin/kina-runtime", "/b/kina-runtime"),
+        ] {
+            let f = t.get(path).unwrap_or_else(|| panic!("{path} missing"));
+            assert_eq!(
+                (f.mode, &f.content),
+                (0o755, &Content::HostFile(src.into()))
+            );
+        }
+        assert_eq!(
+            t.get("/kina/node-sysctl/net.ipv4.ip_forward")
+                .unwrap()
+                .content,
+            Content::Bytes(b"1\n".to_vec())
+        );
         assert_eq!(
             t.get("/kina/version").unwrap().content,
             Content::Bytes(b"v1.36.2\n".to_vec())

@@ -94,6 +94,21 @@ pub fn workspace_binary(package: &str, bin: &str) -> PathBuf {
     stripped
 }
 
+/// kina's pause built static (it is the only file of its image), as releases ship it.
+pub fn static_pause() -> PathBuf {
+    let out = work_dir().join("kina-pause-static");
+    if !out.is_file() {
+        let kina = Path::new(env!("CARGO_BIN_EXE_kina"));
+        let target = kina.parent().unwrap().join("..").join("static");
+        run(
+            Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("../pause/build-static.sh"))
+                .env("KINA_STATIC_TARGET_DIR", target)
+                .arg(&out),
+        );
+    }
+    out
+}
+
 /// `kina build node-image` with this test suite's inputs and cache; the caller adds `--output`.
 pub fn build_command() -> Command {
     let crictl = shared_dir().join("bin/crictl");
@@ -114,7 +129,7 @@ pub fn build_command() -> Command {
     .arg("--runtime")
     .arg(workspace_binary("kina-runtime", "kina-runtime"))
     .arg("--pause")
-    .arg(workspace_binary("kina-pause", "kina-pause"))
+    .arg(static_pause())
     .arg("--coredns")
     .arg(coredns())
     .arg("--kina-net")
