@@ -127,11 +127,14 @@ fn image_holds_systemd_cri_server_kubernetes_and_cni() {
 fn bad_build_inputs_are_named() {
     let dir = tempfile::tempdir().unwrap();
     let kina = env!("CARGO_BIN_EXE_kina");
+    // A static pause: the default next to a dev build of kina is dynamic and refused first.
     let out = Command::new(kina)
         .args(["build", "node-image", "--kube-bin-dir"])
         .arg(dir.path())
         .arg("--cri-server")
         .arg("/bin/true")
+        .arg("--pause")
+        .arg(node_image_support::static_pause())
         .arg("--output")
         .arg(dir.path().join("out"))
         .output()
@@ -167,6 +170,27 @@ fn bad_build_inputs_are_named() {
         "{stderr}"
     );
     assert!(!dir.path().join("out").exists());
+
+    // The pause image holds nothing but the pause binary: a dynamically linked one is refused.
+    let out = Command::new(kina)
+        .args(["build", "node-image", "--kube-bin-dir"])
+        .arg(dir.path())
+        .args([
+            "--cri-server",
+            "/bin/true",
+            "--pause",
+            "/bin/ls",
+            "--output",
+        ])
+        .arg(dir.path().join("out"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("--pause /bin/ls") && stderr.contains("dynamically linked"),
+        "{stderr}"
+    );
 }
 
 #[test]
