@@ -312,6 +312,37 @@ fn node_boots_systemd_and_serves_cri() {
         );
     }
 
+    // kubeadm's preflight needs forwarding in the node's own network namespace.
+    assert_eq!(
+        node.exec_stdout(&["cat", "/proc/sys/net/ipv4/ip_forward"]),
+        "1"
+    );
+
+    // A pod without a RuntimeClass runs on the default handler, kina-runtime (nested in the node,
+    // shimmed by cri-monitor), from the preloaded images.
+    let pod = r#"{"metadata":{"name":"hello","namespace":"default","uid":"hello-uid"},"log_directory":"/var/log/pods/hello","linux":{"security_context":{"namespace_options":{"network":2}}}}"#;
+    let ctr = format!(
+        r#"{{"metadata":{{"name":"hello"}},"image":{{"image":"registry.k8s.io/kube-proxy:{KUBE_VERSION}"}},"command":["sh","-c","echo hello from the default handler"],"log_path":"hello.log"}}"#
+    );
+    let script = format!(
+        "set -e; printf '%s' '{pod}' > /root/pod.json; printf '%s' '{ctr}' > /root/ctr.json; \
+         id=$(crictl run --no-pull /root/ctr.json /root/pod.json); \
+         for i in $(seq 200); do \
+           [ \"$(crictl inspect -o go-template --template '{{{{.status.state}}}}' $id)\" = CONTAINER_EXITED ] && break; \
+           sleep 0.05; done; \
+         crictl logs $id; crictl pods -o json | grep -o '\"runtimeHandler\": *\"[a-z]*\"'; \
+         crictl rmp -fa >/dev/null"
+    );
+    let out = node.exec(&["sh", "-c", &script]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success()
+            && stdout.contains("hello from the default handler")
+            && stdout.contains("\"kina\""),
+        "{out:?}\n{}",
+        node.exec_stdout(&["journalctl", "--no-pager", "-u", "cri-server"])
+    );
+
     // The kubelet's host-wide sysctls are shielded: writing them inside leaves the host alone.
     let host_path = "/proc/sys/vm/overcommit_memory";
     let host_before = fs::read_to_string(host_path).unwrap();
