@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Sets up a fresh Debian 12 machine for kina and runs as much of `kina create cluster` as exists
-# today: builds kina, cri-server, kina-runtime and friends, then builds a node image (a systemd
-# Debian root with cri-server, CNI plugins and Kubernetes preloaded) into _output/node-image.
-# The native node provider that boots it (`kina create cluster`) is the next piece of work.
+# Sets up a fresh Debian 12 machine for kina and creates a one-node cluster: builds kina,
+# cri-server, kina-runtime and friends, builds the node image (a systemd Debian root with
+# cri-server, CNI plugins, Kubernetes and its images preloaded) into kina's image store, then runs
+# `kina create cluster` and shows the nodes and pods with the cluster's own kubectl.
 #
 #   sudo hack/quickstart.sh                       # Kubernetes binaries from ../shared/kubernetes
 #   sudo KUBE_BIN_DIR=/path/to/bins hack/quickstart.sh
@@ -12,11 +12,12 @@ cd "$(dirname "$0")/.."
 root=$PWD
 
 .ci/install-deps
-cargo build --release --locked -p kina -p cri-server -p kina-runtime -p cri-monitor
+cargo build --release --locked -p kina -p cri-server -p kina-runtime -p cri-monitor -p kina-addons
 # The pause binary goes into the sandbox image, which has no libc: build it static.
 pause/build-static.sh target/release/kina-pause >/dev/null
 
 src=()
+bins=
 if [ -n "${KUBE_VERSION:-}" ]; then
   src=(--kube-version "$KUBE_VERSION")
 else
@@ -40,5 +41,14 @@ crictl=()
 [ -x "$root/../shared/bin/crictl" ] && crictl=(--crictl "$root/../shared/bin/crictl")
 
 ./target/release/kina build node-image "${src[@]}" "${coredns[@]}" "${crictl[@]}" \
-  --image kina/node:v1.36.2 --output _output/node-image
-echo "node image: $root/_output/node-image (kina/node:v1.36.2)"
+  --image kina/node:v1.36.2
+
+# A cluster named "kina" replaces an earlier one from this script.
+./target/release/kina delete cluster --name kina
+./target/release/kina create cluster --name kina --wait 5m
+kubectl=$(command -v kubectl || true)
+[ -x "$bins/kubectl" ] && kubectl=$bins/kubectl
+if [ -n "$kubectl" ]; then
+  "$kubectl" --context kina-kina get nodes -o wide
+  "$kubectl" --context kina-kina get pods -A
+fi

@@ -103,6 +103,7 @@ fn run_web_pod(node: &dyn Node, subnet: &str) -> String {
         "/tmp/pod.json",
         &serde_json::json!({
             "metadata": {"name": "web", "namespace": "default", "uid": "web-uid", "attempt": 0},
+            "log_directory": "/var/log/pods/default_web_web-uid",
             "port_mappings": [{"protocol": 0, "container_port": 80, "host_port": NODE_PORT}],
             "linux": {},
         })
@@ -113,6 +114,7 @@ fn run_web_pod(node: &dyn Node, subnet: &str) -> String {
         "/tmp/ctr.json",
         &serde_json::json!({
             "metadata": {"name": "httpd"},
+            "log_path": "httpd/0.log",
             "image": {"image": "kina.test/web:v1"},
             "linux": {},
         })

@@ -20,7 +20,10 @@ pub struct TestNetns {
 impl TestNetns {
     pub fn new(tag: &str) -> Self {
         let name = format!("kina-{tag}-{}", std::process::id());
-        let _ = Command::new("ip").args(["netns", "del", &name]).status();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &name])
+            .stderr(Stdio::null())
+            .status();
         ok(Command::new("ip").args(["netns", "add", &name]));
         ok(Command::new("ip").args(["netns", "exec", &name, "ip", "link", "set", "lo", "up"]));
         Self { name }
