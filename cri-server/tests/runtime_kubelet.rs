@@ -182,3 +182,66 @@ async fn forced_stop_does_not_wait_for_a_graceful_stop_in_flight() {
     assert!(waited < std::time::Duration::from_secs(10), "{waited:?}");
     server::remove_pod(&mut c, &pod).await;
 }
+
+/// The kubelet mounts the service account token at /var/run/secrets/kubernetes.io/
+/// serviceaccount; the runtime creates the missing parents, which a non-root container user
+/// must be able to traverse (they were 0750 when the OCI runtime inherited cri-monitor's umask).
+#[tokio::test(flavor = "multi_thread")]
+async fn non_root_users_reach_mounts_below_directories_the_runtime_created() {
+    let tmp = tempfile::tempdir().unwrap();
+    let srv = Server::start(tmp.path(), opts(tmp.path()));
+    let mut c = srv.client().await;
+    let token = tmp.path().join("token");
+    std::fs::create_dir(&token).unwrap();
+    std::fs::write(token.join("token"), "s3cret").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(token.join("token"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let cfg = server::host_network(server::pod_config("sa", &tmp.path().join("logs")));
+    let pod = c
+        .run_pod_sandbox(cri::RunPodSandboxRequest {
+            config: Some(cfg.clone()),
+            runtime_handler: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .pod_sandbox_id;
+    let mut cc = server::container_config(
+        "reader",
+        "cat /var/run/secrets/kubernetes.io/serviceaccount/token",
+    );
+    cc.mounts = vec![cri::Mount {
+        container_path: "/var/run/secrets/kubernetes.io/serviceaccount".into(),
+        host_path: token.display().to_string(),
+        readonly: true,
+        ..Default::default()
+    }];
+    cc.linux = Some(cri::LinuxContainerConfig {
+        security_context: Some(cri::LinuxContainerSecurityContext {
+            run_as_user: Some(cri::Int64Value { value: 1000 }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    let id = c
+        .create_container(cri::CreateContainerRequest {
+            pod_sandbox_id: pod.clone(),
+            config: Some(cc),
+            sandbox_config: Some(cfg),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("CreateContainer: {e}\n{}", srv.log()))
+        .into_inner()
+        .container_id;
+    c.start_container(cri::StartContainerRequest {
+        container_id: id.clone(),
+    })
+    .await
+    .unwrap();
+    let st = server::wait_exited(&mut c, &id, 20).await;
+    let log = std::fs::read_to_string(tmp.path().join("logs/reader.log")).unwrap_or_default();
+    assert_eq!(st.exit_code, 0, "log: {log}");
+    assert!(log.contains("s3cret"), "log: {log}");
+    server::remove_pod(&mut c, &pod).await;
+}

@@ -139,7 +139,13 @@ pub fn create(
         io.stderr = Some(err_r);
     }
 
-    let mut child = cmd.spawn().map_err(|e| RuntimeError::Io {
+    // The runtime creates mount points in the container's rootfs: it runs with the umask the
+    // monitor was started with, as under any other shim, not with the monitor's private one.
+    // (The monitor is single-threaded here: nothing else creates files meanwhile.)
+    let own = nix::sys::stat::umask(crate::sync::inherited_umask());
+    let spawned = cmd.spawn();
+    nix::sys::stat::umask(own);
+    let mut child = spawned.map_err(|e| RuntimeError::Io {
         id: args.id.clone(),
         what: format!("run {}", args.runtime.display()),
         source: e,

@@ -20,6 +20,9 @@ use nix::unistd::{ForkResult, Pid, setsid};
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Write};
 use std::os::fd::{AsFd, OwnedFd};
+use std::sync::OnceLock;
+
+use nix::sys::stat::{Mode, umask};
 
 pub use cri_monitor::protocol::SyncMessage;
 
@@ -60,6 +63,19 @@ impl Notifier {
     }
 }
 
+/// The umask cri-monitor was started with, before [`daemonize`] made its own private.
+static INHERITED_UMASK: OnceLock<Mode> = OnceLock::new();
+
+/// The caller's umask, for the OCI runtime: mount points and files it creates inside the
+/// container's rootfs must not get the monitor's 027 (non-root users could not traverse
+/// /run/secrets to their service account token).
+pub fn inherited_umask() -> Mode {
+    INHERITED_UMASK
+        .get()
+        .copied()
+        .unwrap_or(Mode::from_bits_truncate(0o022))
+}
+
 /// Forks. In the foreground process this never returns (it forwards the verdict and exits);
 /// in the daemon it returns the notifier after `setsid()` and the stdio redirections.
 pub fn daemonize(sync_fd: Option<i32>) -> Result<Notifier, SyncError> {
@@ -82,7 +98,8 @@ pub fn daemonize(sync_fd: Option<i32>) -> Result<Notifier, SyncError> {
             setsid().map_err(sys_err("setsid"))?;
             // Sockets and files the daemon creates: no write access for group/other (anyone who
             // can connect to the attach socket can type into the container).
-            nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o027));
+            let inherited = umask(Mode::from_bits_truncate(0o027));
+            let _ = INHERITED_UMASK.set(inherited);
             detach_stdio()?;
             Ok(Notifier {
                 pipe: Some(File::from(wr)),
