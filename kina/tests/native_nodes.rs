@@ -18,20 +18,12 @@ use kina::provider::native::NativeProvider;
 use kina::provider::{Node, Provider};
 use kina::state::StateStore;
 use native_support::{
-    TestNetns, busybox_web_image, kina_bin, mounts_under, ok, processes_in_cgroup, runtime_bin,
-    stderr, stdout, wait_for,
+    TestNetns, busybox_web_image, fresh_state_dir, kina_bin, mounts_under, ok, processes_in_cgroup,
+    runtime_bin, stderr, stdout, wait_for,
 };
 
 const HOST_PORT: u16 = 38080;
 const NODE_PORT: u16 = 30080;
-
-fn state_dir(tag: &str) -> PathBuf {
-    let d =
-        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("native-{tag}-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&d);
-    fs::create_dir_all(&d).unwrap();
-    d
-}
 
 /// Deletes the cluster and its state dir (with its image store) even when the test fails.
 struct Cleanup<'a> {
@@ -150,7 +142,7 @@ fn run_web_pod(node: &dyn Node, subnet: &str) -> String {
 fn two_nodes_boot_serve_pods_and_delete_without_leftovers() {
     let (layout, _) = node_image_support::image();
     let ns = TestNetns::new("nodes");
-    let state = state_dir("nodes");
+    let state = fresh_state_dir("nodes");
     let cluster = format!("n{}", std::process::id() % 100_000);
     let _cleanup = Cleanup {
         ns: &ns,
@@ -381,7 +373,7 @@ fn assert_no_leftovers(ns: &TestNetns, state: &Path, cluster: &str) {
 #[test]
 fn failed_create_removes_everything_unless_retained() {
     let ns = TestNetns::new("fail");
-    let state = state_dir("fail");
+    let state = fresh_state_dir("fail");
     // A valid image that is no node image: it has no /sbin/init, so the node cannot boot.
     let archive = state.join("not-a-node.tar");
     busybox_web_image(&archive, "kina.test/not-a-node:v1", "x");

@@ -103,6 +103,19 @@ pub fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Optio
     }
 }
 
+/// A fresh state dir for one test whose `images/` is shared by every test of the run: the
+/// node image is imported once (it is large), while clusters, nodes and networks stay apart.
+pub fn fresh_state_dir(tag: &str) -> PathBuf {
+    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let shared = tmp.join("kina-test-images");
+    fs::create_dir_all(&shared).unwrap();
+    let dir = tmp.join(format!("state-{tag}-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).unwrap();
+    std::os::unix::fs::symlink(&shared, dir.join("images")).unwrap();
+    dir
+}
+
 /// The kina binary and, beside it, kina-runtime.
 pub fn kina_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_kina"))

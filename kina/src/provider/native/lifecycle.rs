@@ -374,6 +374,43 @@ fn wait_ready(runtime: &RuntimeCli, node: &str, dir: &Path) -> Result<(), Native
     }
 }
 
+/// Waits (a bounded time) until no process is left in the node's cgroups: SIGKILLed
+/// processes of a big node (an API server, etcd) can take a moment to release their memory
+/// and exit after the runtime has reaped the node's init.
+fn wait_processes_gone(node: &str) {
+    let needle = cgroups_path(node);
+    let in_node = |cgroup: &str| {
+        cgroup.lines().any(|l| {
+            l.split(':')
+                .nth(2)
+                .is_some_and(|p| p == needle || p.starts_with(&format!("{needle}/")))
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left = std::fs::read_dir("/proc")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .bytes()
+                    .all(|b| b.is_ascii_digit())
+            })
+            .filter_map(|e| std::fs::read_to_string(e.path().join("cgroup")).ok())
+            .any(|c| in_node(&c));
+        if !left {
+            return;
+        }
+        if Instant::now() > deadline {
+            tracing::warn!(node, "processes of the node are still exiting");
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Deletes `nodes` of `cluster` and their records; the cluster's network and record go
 /// with its last node.
 pub fn delete(ctx: &Ctx<'_>, cluster: &str, nodes: &[String]) -> Result<(), NativeError> {
@@ -409,6 +446,7 @@ fn teardown(ctx: &Ctx<'_>, cluster: &str, node: &str) -> Result<(), NativeError>
             std::thread::sleep(Duration::from_millis(100));
         }
     }
+    wait_processes_gone(node);
     let dir = node_dir(ctx.state_dir, node);
     for m in crate::node_image::cache::mounts_below(&dir) {
         nix::mount::umount2(&m, MntFlags::MNT_DETACH)
