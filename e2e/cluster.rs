@@ -73,7 +73,7 @@ impl Cluster {
             .output()
             .unwrap();
         if !out.status.success() {
-            let logs = c.state.join("failed-logs");
+            let logs = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("e2e-logs-{}", c.name));
             let _ = c
                 .kina()
                 .args(["export", "logs"])
@@ -446,6 +446,59 @@ fn three_node_cluster_pods_reach_each_other() {
     assert!(
         reached.is_some(),
         "pod a on {w1} cannot reach pod b ({ip_b}) on {w2}"
+    );
+    c.delete_and_check();
+}
+
+const HA: &str = "kind: Cluster
+apiVersion: kind.x-k8s.io/v1alpha4
+nodes:
+- role: control-plane
+- role: control-plane
+- role: control-plane
+- role: worker
+";
+
+#[test]
+fn ha_cluster_runs_three_control_planes_behind_a_load_balancer() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let c = Cluster::create("ha", HA);
+    let nodes = c.kubectl(&["get", "nodes", "-o", "name"]);
+    assert_eq!(nodes.lines().count(), 4, "{nodes}");
+    c.wait(&["--for=condition=Ready", "node", "--all"]);
+    let etcd = c.kubectl(&[
+        "get",
+        "pods",
+        "-n",
+        "kube-system",
+        "-l",
+        "component=etcd",
+        "-o",
+        "name",
+    ]);
+    assert_eq!(etcd.lines().count(), 3, "{etcd}");
+    // The load balancer is a node container of the cluster, and the kubeconfig goes through it.
+    let listed = stdout(&ok(c.kina().args(["get", "nodes", "--name", &c.name])));
+    let lb = format!("{}-external-load-balancer", c.name);
+    assert!(listed.lines().any(|l| l == lb), "{listed}");
+    let internal = stdout(&ok(c.kina().args([
+        "get",
+        "kubeconfig",
+        "--internal",
+        "--name",
+        &c.name,
+    ])));
+    let lb_ip = stdout(&ok(c
+        .kina()
+        .args(["exec", "--name", &c.name, &lb, "--", "hostname", "-I"])));
+    let lb_ip = lb_ip
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        internal.contains(&format!("https://{lb_ip}:6443")),
+        "{internal}"
     );
     c.delete_and_check();
 }

@@ -108,7 +108,12 @@ pub fn cluster_kubeconfig(
         .provider
         .list_nodes(name)
         .map_err(CliError::provider(cmd))?;
-    let Some(cp) = nodes.iter().find(|n| n.role() == Role::ControlPlane) else {
+    // In-network, the API server is behind the load balancer when there is one.
+    let entry = nodes
+        .iter()
+        .find(|n| n.role() == Role::ExternalLoadBalancer)
+        .or_else(|| nodes.iter().find(|n| n.role() == Role::ControlPlane));
+    let Some(cp) = entry else {
         return Err(CliError::request(
             cmd,
             format!("could not locate any control plane nodes for cluster named {name:?}"),

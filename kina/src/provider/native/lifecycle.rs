@@ -185,6 +185,7 @@ fn build(
         extra_mounts: &spec.mounts,
         capabilities: spec::bounding_capabilities(),
         lib_modules: Path::new("/lib/modules").is_dir(),
+        nofile: spec::host_nofile(),
     })?;
     let config_path = dir.join("config.json");
     let bytes = serde_json::to_vec_pretty(&config).map_err(|e| NativeError::Spec {

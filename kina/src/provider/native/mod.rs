@@ -12,6 +12,7 @@
 mod error;
 pub mod images;
 mod lifecycle;
+mod loadbalancer;
 mod logs;
 mod node;
 pub mod runtime;
@@ -130,14 +131,38 @@ impl Provider for NativeProvider {
     fn create_load_balancer(
         &self,
         spec: &LoadBalancerSpec,
-        _control_planes: &[&dyn Node],
+        control_planes: &[&dyn Node],
     ) -> Result<Box<dyn Node>, ProviderError> {
-        Err(ProviderError::Unavailable {
-            operation: format!(
-                "create the API server load balancer {} (clusters with several control planes are not supported yet)",
-                spec.name
-            ),
-        })
+        // The load balancer runs from the control planes' image (it ships HAProxy).
+        let first = control_planes
+            .first()
+            .ok_or_else(|| ProviderError::Unavailable {
+                operation: format!("create load balancer {} without control planes", spec.name),
+            })?;
+        let image = self
+            .store
+            .get(&spec.cluster)?
+            .and_then(|r| r.nodes.into_iter().find(|n| n.name == first.name()))
+            .map(|n| n.image)
+            .ok_or_else(|| ProviderError::Unavailable {
+                operation: format!("find the image of node {}", first.name()),
+            })?;
+        let node = NodeSpec {
+            cluster: spec.cluster.clone(),
+            name: spec.name.clone(),
+            role: super::Role::ExternalLoadBalancer,
+            image: image.clone(),
+            mounts: Vec::new(),
+            ports: vec![spec.listen.clone()],
+            labels: Default::default(),
+            ip_family: spec.ip_family,
+        };
+        let mut made = self.create_nodes(std::slice::from_ref(&node))?;
+        let lb = made.pop().ok_or_else(|| ProviderError::Unavailable {
+            operation: format!("create load balancer {}", spec.name),
+        })?;
+        loadbalancer::start(lb.as_ref(), control_planes)?;
+        Ok(lb)
     }
 
     fn list_clusters(&self) -> Result<Vec<String>, ProviderError> {

@@ -29,6 +29,16 @@ pub struct NodeSpecInput<'a> {
     pub capabilities: Vec<String>,
     /// Whether the host has /lib/modules to share read-only.
     pub lib_modules: bool,
+    /// RLIMIT_NOFILE of the node (soft and hard): the host's hard limit.
+    pub nofile: u64,
+}
+
+/// The hard RLIMIT_NOFILE of this process: what a node may get without CAP_SYS_RESOURCE.
+pub fn host_nofile() -> u64 {
+    nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .map(|(_, hard)| hard)
+        .unwrap_or(1024)
+        .min(1 << 20)
 }
 
 fn mount(destination: &str, kind: &str, source: &str, options: &[&str]) -> Value {
@@ -132,7 +142,9 @@ pub fn node_spec(input: &NodeSpecInput<'_>) -> Result<Value, NativeError> {
                 "bounding": caps, "effective": caps, "permitted": caps,
                 "inheritable": caps, "ambient": caps,
             },
-            "rlimits": [],
+            // Open files as many as the host allows (kind's nodes get Docker's 1048576): the
+            // API server, etcd and HAProxy need far more than a shell's 1024.
+            "rlimits": [{"type": "RLIMIT_NOFILE", "soft": input.nofile, "hard": input.nofile}],
             "noNewPrivileges": false,
         },
         "root": {"path": "rootfs", "readonly": false},
@@ -192,6 +204,7 @@ mod tests {
             extra_mounts: mounts,
             capabilities: vec!["CAP_SYS_ADMIN".into(), "CAP_NET_ADMIN".into()],
             lib_modules: false,
+            nofile: 65536,
         }
     }
 
@@ -210,6 +223,10 @@ mod tests {
         assert!(!ns.contains(&"user"));
         assert!(spec["linux"].get("seccomp").is_none());
         assert_eq!(spec["linux"]["sysctl"]["net.ipv4.ip_forward"], "1");
+        assert_eq!(
+            spec["process"]["rlimits"],
+            json!([{"type": "RLIMIT_NOFILE", "soft": 65536, "hard": 65536}])
+        );
         assert_eq!(
             spec["process"]["capabilities"]["bounding"],
             json!(["CAP_SYS_ADMIN", "CAP_NET_ADMIN"])
