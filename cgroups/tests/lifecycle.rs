@@ -195,9 +195,10 @@ fn stats_report_cpu_and_memory_use() {
     ));
     t.mgr.apply(p.pid).unwrap();
     t.go(&p);
+    // Until `head` has written the whole file and exited, only the shell's loop is left.
     wait_until(|| {
         let s = t.mgr.stats().unwrap();
-        s.cpu.usage_total_ns > 50_000_000 && s.memory.usage > 8 * 1024 * 1024
+        s.cpu.usage_total_ns > 50_000_000 && s.memory.usage > 8 * 1024 * 1024 && s.pids.current == 1
     });
     let s = t.mgr.stats().unwrap();
     assert!(

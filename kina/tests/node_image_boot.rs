@@ -11,66 +11,6 @@ use std::time::{Duration, Instant};
 
 use node_image_support::{KUBE_VERSION, rootfs, run, work_dir};
 
-/// Capability names by number, for the bounding set of this host.
-const CAPS: &[&str] = &[
-    "CHOWN",
-    "DAC_OVERRIDE",
-    "DAC_READ_SEARCH",
-    "FOWNER",
-    "FSETID",
-    "KILL",
-    "SETGID",
-    "SETUID",
-    "SETPCAP",
-    "LINUX_IMMUTABLE",
-    "NET_BIND_SERVICE",
-    "NET_BROADCAST",
-    "NET_ADMIN",
-    "NET_RAW",
-    "IPC_LOCK",
-    "IPC_OWNER",
-    "SYS_MODULE",
-    "SYS_RAWIO",
-    "SYS_CHROOT",
-    "SYS_PTRACE",
-    "SYS_PACCT",
-    "SYS_ADMIN",
-    "SYS_BOOT",
-    "SYS_NICE",
-    "SYS_RESOURCE",
-    "SYS_TIME",
-    "SYS_TTY_CONFIG",
-    "MKNOD",
-    "LEASE",
-    "AUDIT_WRITE",
-    "AUDIT_CONTROL",
-    "SETFCAP",
-    "MAC_OVERRIDE",
-    "MAC_ADMIN",
-    "SYSLOG",
-    "WAKE_ALARM",
-    "BLOCK_SUSPEND",
-    "AUDIT_READ",
-    "PERFMON",
-    "BPF",
-    "CHECKPOINT_RESTORE",
-];
-
-fn bounding_caps() -> Vec<String> {
-    let status = fs::read_to_string("/proc/self/status").unwrap();
-    let hex = status
-        .lines()
-        .find_map(|l| l.strip_prefix("CapBnd:"))
-        .unwrap()
-        .trim();
-    let bits = u64::from_str_radix(hex, 16).unwrap();
-    CAPS.iter()
-        .enumerate()
-        .filter(|(i, _)| bits >> i & 1 == 1)
-        .map(|(_, c)| format!("CAP_{c}"))
-        .collect()
-}
-
 /// A privileged node container, like kind's, on an overlay of the shared unpacked image (so
 /// its writes stay its own): deleted, unmounted and removed (with its /var) on drop.
 struct Node {
@@ -153,7 +93,8 @@ fn boot(image_rootfs: &Path) -> Node {
         .arg("-a")
         .arg(rootfs.join("var"))
         .arg(&var));
-    let caps = bounding_caps();
+    // The node gets every capability of the host's bounding set, as kina's own nodes do.
+    let caps = kina::provider::native::spec::bounding_capabilities();
     let config = serde_json::json!({
         "ociVersion": "1.0.2",
         "process": {
