@@ -221,3 +221,27 @@ fn archive_output_is_the_same_image_as_an_oci_archive() {
     );
     fs::remove_file(&archive).unwrap();
 }
+
+#[test]
+fn without_output_the_image_is_stored_for_create_cluster() {
+    // Built first (shared), so the rebuild below only reuses cached layers.
+    image();
+    let state = work_dir().join(format!("store-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&state);
+    let mut build = node_image_support::build_command();
+    let out = run(build.env("KINA_STATE_DIR", &state));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("stored in"), "{stderr}");
+    let images = kina::provider::native::NodeImages::open(&state.join("images")).unwrap();
+    let reference = format!("kina/node:{}", node_image_support::TAG);
+    images
+        .resolve(&reference)
+        .unwrap_or_else(|e| panic!("{reference} is not in the store: {e}"));
+    let staging: Vec<_> = fs::read_dir(state.join("images"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".build-"))
+        .collect();
+    assert!(staging.is_empty(), "the staging layout was left behind");
+    fs::remove_dir_all(&state).unwrap();
+}
