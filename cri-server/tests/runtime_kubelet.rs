@@ -81,15 +81,7 @@ async fn hugepage_limits_as_the_kubelet_sends_them_start() {
     let srv = Server::start(tmp.path(), opts(tmp.path()));
     let mut c = srv.client().await;
     let cfg = server::host_network(server::pod_config("huge", &tmp.path().join("logs")));
-    let pod = c
-        .run_pod_sandbox(cri::RunPodSandboxRequest {
-            config: Some(cfg.clone()),
-            runtime_handler: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .pod_sandbox_id;
+    let pod = server::run_sandbox(&mut c, &cfg).await;
     let mut cc = server::container_config("h", "exit 0");
     cc.linux = Some(cri::LinuxContainerConfig {
         resources: Some(cri::LinuxContainerResources {
@@ -105,21 +97,15 @@ async fn hugepage_limits_as_the_kubelet_sends_them_start() {
         }),
         ..Default::default()
     });
-    let id = c
-        .create_container(cri::CreateContainerRequest {
-            pod_sandbox_id: pod.clone(),
-            config: Some(cc),
-            sandbox_config: Some(cfg),
-        })
+    let id = server::start_container(&mut c, &pod, &cfg, cc)
         .await
-        .unwrap_or_else(|e| panic!("CreateContainer: {e}\n{}", srv.log()))
-        .into_inner()
-        .container_id;
-    c.start_container(cri::StartContainerRequest {
-        container_id: id.clone(),
-    })
-    .await
-    .unwrap_or_else(|e| panic!("StartContainer: {e}\n{}", srv.log()));
+        .unwrap_or_else(|e| {
+            panic!(
+                "{e}
+{}",
+                srv.log()
+            )
+        });
     let st = server::wait_exited(&mut c, &id, 20).await;
     assert_eq!((st.exit_code, st.reason.as_str()), (0, "Completed"));
     server::remove_pod(&mut c, &pod).await;
@@ -198,15 +184,7 @@ async fn non_root_users_reach_mounts_below_directories_the_runtime_created() {
     std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o755)).unwrap();
     std::fs::set_permissions(token.join("token"), std::fs::Permissions::from_mode(0o644)).unwrap();
     let cfg = server::host_network(server::pod_config("sa", &tmp.path().join("logs")));
-    let pod = c
-        .run_pod_sandbox(cri::RunPodSandboxRequest {
-            config: Some(cfg.clone()),
-            runtime_handler: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .pod_sandbox_id;
+    let pod = server::run_sandbox(&mut c, &cfg).await;
     let mut cc = server::container_config(
         "reader",
         "cat /var/run/secrets/kubernetes.io/serviceaccount/token",
@@ -224,21 +202,15 @@ async fn non_root_users_reach_mounts_below_directories_the_runtime_created() {
         }),
         ..Default::default()
     });
-    let id = c
-        .create_container(cri::CreateContainerRequest {
-            pod_sandbox_id: pod.clone(),
-            config: Some(cc),
-            sandbox_config: Some(cfg),
-        })
+    let id = server::start_container(&mut c, &pod, &cfg, cc)
         .await
-        .unwrap_or_else(|e| panic!("CreateContainer: {e}\n{}", srv.log()))
-        .into_inner()
-        .container_id;
-    c.start_container(cri::StartContainerRequest {
-        container_id: id.clone(),
-    })
-    .await
-    .unwrap();
+        .unwrap_or_else(|e| {
+            panic!(
+                "{e}
+{}",
+                srv.log()
+            )
+        });
     let st = server::wait_exited(&mut c, &id, 20).await;
     let log = std::fs::read_to_string(tmp.path().join("logs/reader.log")).unwrap_or_default();
     assert_eq!(st.exit_code, 0, "log: {log}");

@@ -21,15 +21,7 @@ async fn memory_limit_oom_is_reported_as_oomkilled() {
     let srv = Server::start(tmp.path(), opts(tmp.path()));
     let mut c = srv.client().await;
     let cfg = server::host_network(server::pod_config("oom", &tmp.path().join("logs")));
-    let pod = c
-        .run_pod_sandbox(cri::RunPodSandboxRequest {
-            config: Some(cfg.clone()),
-            runtime_handler: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .pod_sandbox_id;
+    let pod = server::run_sandbox(&mut c, &cfg).await;
     // tail keeps a newline-free input in memory: 256 MiB against a 32 MiB limit.
     let mut cc = server::container_config("hog", "head -c 268435456 /dev/zero | tail");
     cc.linux = Some(cri::LinuxContainerConfig {
@@ -40,21 +32,15 @@ async fn memory_limit_oom_is_reported_as_oomkilled() {
         }),
         ..Default::default()
     });
-    let id = c
-        .create_container(cri::CreateContainerRequest {
-            pod_sandbox_id: pod.clone(),
-            config: Some(cc),
-            sandbox_config: Some(cfg),
-        })
+    let id = server::start_container(&mut c, &pod, &cfg, cc)
         .await
-        .unwrap()
-        .into_inner()
-        .container_id;
-    c.start_container(cri::StartContainerRequest {
-        container_id: id.clone(),
-    })
-    .await
-    .unwrap();
+        .unwrap_or_else(|e| {
+            panic!(
+                "{e}
+{}",
+                srv.log()
+            )
+        });
     let st = server::wait_exited(&mut c, &id, 60).await;
     assert_eq!(st.state, cri::ContainerState::ContainerExited as i32);
     assert_eq!(

@@ -306,13 +306,12 @@ pub fn host_network(mut c: cri::PodSandboxConfig) -> cri::PodSandboxConfig {
     c
 }
 
-/// Runs a pod, creates and starts one container per `(name, script)`; returns (pod, ids).
-pub async fn run_pod(
+/// Runs a pod sandbox on the default handler; returns its id.
+pub async fn run_sandbox(
     client: &mut RuntimeServiceClient<Channel>,
     config: &cri::PodSandboxConfig,
-    containers: &[(&str, &str)],
-) -> (String, Vec<String>) {
-    let pod = client
+) -> String {
+    client
         .run_pod_sandbox(cri::RunPodSandboxRequest {
             config: Some(config.clone()),
             runtime_handler: String::new(),
@@ -320,26 +319,49 @@ pub async fn run_pod(
         .await
         .expect("RunPodSandbox")
         .into_inner()
-        .pod_sandbox_id;
+        .pod_sandbox_id
+}
+
+/// Creates container `container` in `pod` (whose config is `sandbox`) and starts it;
+/// returns its id, or the status of the call that failed.
+pub async fn start_container(
+    client: &mut RuntimeServiceClient<Channel>,
+    pod: &str,
+    sandbox: &cri::PodSandboxConfig,
+    container: cri::ContainerConfig,
+) -> Result<String, tonic::Status> {
+    let id = client
+        .create_container(cri::CreateContainerRequest {
+            pod_sandbox_id: pod.into(),
+            config: Some(container),
+            sandbox_config: Some(sandbox.clone()),
+        })
+        .await?
+        .into_inner()
+        .container_id;
+    client
+        .start_container(cri::StartContainerRequest {
+            container_id: id.clone(),
+        })
+        .await?;
+    Ok(id)
+}
+
+/// Runs a pod, creates and starts one container per `(name, script)`; returns (pod, ids).
+pub async fn run_pod(
+    client: &mut RuntimeServiceClient<Channel>,
+    config: &cri::PodSandboxConfig,
+    containers: &[(&str, &str)],
+) -> (String, Vec<String>) {
+    let pod = run_sandbox(client, config).await;
     let mut ids = Vec::new();
     for (name, script) in containers {
-        let id = client
-            .create_container(cri::CreateContainerRequest {
-                pod_sandbox_id: pod.clone(),
-                config: Some(container_config(name, script)),
-                sandbox_config: Some(config.clone()),
-            })
-            .await
-            .expect("CreateContainer")
-            .into_inner()
-            .container_id;
-        client
-            .start_container(cri::StartContainerRequest {
-                container_id: id.clone(),
-            })
-            .await
-            .expect("StartContainer");
-        ids.push(id);
+        let cc = container_config(name, script);
+        ids.push(
+            start_container(client, &pod, config, cc)
+                .await
+                .expect("CreateContainer and StartContainer"),
+        );
     }
     (pod, ids)
 }
